@@ -1,4 +1,4 @@
-"""Prefect flows and the `sage` CLI. Offline-safe Prefect defaults are set here, before Prefect loads."""
+"""Prefect flows and the `sage` CLI. Offline Prefect defaults are set here, before Prefect loads."""
 
 import os
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from modules.errors import SageError
@@ -18,6 +17,7 @@ from modules.settings import Settings, load_settings
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
     help="sage: difficulty-controlled deep-search QA generation with execution feedback.",
 )
 models_app = typer.Typer(no_args_is_help=True, help="Install and verify the local models.")
@@ -37,11 +37,17 @@ class Ctx:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    lm: Annotated[str | None, typer.Option(help="Generator LM: 'local' or LiteLLM string. [SAGE_LM]")] = None,
+    lm: Annotated[
+        str | None, typer.Option(help="Generator LM: 'local' or LiteLLM string. [SAGE_LM]")
+    ] = None,
     agent_lm: Annotated[str | None, typer.Option(help="Search-agent LM. [SAGE_AGENT_LM]")] = None,
     judge_lm: Annotated[str | None, typer.Option(help="Judge LM. [SAGE_JUDGE_LM]")] = None,
-    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL. [SAGE_API_BASE]")] = None,
-    qdrant: Annotated[str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")] = None,
+    api_base: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL. [SAGE_API_BASE]")
+    ] = None,
+    qdrant: Annotated[
+        str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory. [SAGE_DATA_DIR]")] = None,
 ) -> None:
     """Global options apply to every subcommand (put them before it)."""
@@ -120,17 +126,13 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    """Console entry point: one-line reason on stderr and a non-zero exit on failure."""
+    """Console entry point: one-line reason on stderr and a non-zero exit on failure.
+
+    Usage errors are reported by Typer itself (exit 2); expected failures raised by sage
+    print `sage: error: <reason>` and exit 1.
+    """
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("sage: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        typer.echo(f"sage: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        app()
     except (SageError, ModelVerificationError, ValueError, FileNotFoundError, RuntimeError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         typer.echo(f"sage: error: {msg}", err=True)

@@ -175,7 +175,11 @@ def build_lm(config: LMConfig) -> dspy.LM:
 
 def lm_config(settings: Any, role: str = "generator") -> LMConfig:
     """LMConfig for a role ('generator', 'agent', 'judge') from Settings."""
-    model = {"generator": settings.lm, "agent": settings.agent_lm_name, "judge": settings.judge_lm_name}
+    model = {
+        "generator": settings.lm,
+        "agent": settings.agent_lm_name,
+        "judge": settings.judge_lm_name,
+    }
     if role not in model:
         raise ValueError(f"unknown LM role {role!r}")
     key = settings.api_key.get_secret_value() if settings.api_key else None

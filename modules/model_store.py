@@ -171,8 +171,10 @@ def is_installed(models_dir: Path, spec: ModelSpec) -> bool:
     for f in spec.files:
         p = target / f.name
         entry = recorded.get(f.name, {})
-        if entry.get("sha256") != f.sha256 or not p.exists() or p.stat().st_size != entry.get(
-            "size"
+        if (
+            entry.get("sha256") != f.sha256
+            or not p.exists()
+            or p.stat().st_size != entry.get("size")
         ):
             return False
     return True

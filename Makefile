@@ -1,0 +1,32 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install demo test lint clean
+
+$(BIN)/sage: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(BIN)/sage
+
+install: $(BIN)/sage
+
+demo: install
+	$(BIN)/sage models pull
+	$(BIN)/sage demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install
+	$(BIN)/sage models pull
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q -ra
+
+clean:
+	rm -rf $(VENV) .sage runs .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""The `sage` console command: help everywhere, JSON summaries, one-line errors, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAGE = str(Path(sys.executable).parent / "sage")
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [SAGE, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
+
+
+def test_top_level_help_lists_the_contract_commands():
+    res = run("--help")
+    assert res.returncode == 0, res.stderr
+    for cmd in ("models", "config"):
+        assert cmd in res.stdout
+
+
+@pytest.mark.parametrize(
+    "sub", [["models", "pull"], ["models", "verify"], ["models", "list"], ["config"]]
+)
+def test_every_subcommand_has_help(sub):
+    res = run(*sub, "--help")
+    assert res.returncode == 0, res.stderr
+    assert "Usage" in res.stdout and "--help" in res.stdout
+
+
+def test_models_list_json(tmp_path):
+    res = run("models", "list", "--json", env={"SAGE_MODELS_DIR": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)["models"]
+    assert {r["key"] for r in rows} == {"llm", "embedder"}
+    assert not any(r["installed"] for r in rows)  # empty models dir
+
+
+def test_config_json_hides_secrets(tmp_path):
+    res = run("--lm", "openai/gpt-4o-mini", "config", "--json",
+              env={"SAGE_API_KEY": "sk-hidden"}, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["lm"] == "openai/gpt-4o-mini"
+    assert "sk-hidden" not in res.stdout
+
+
+def test_bad_config_file_is_one_line_error_naming_field(tmp_path):
+    (tmp_path / "sage.toml").write_text("n_ctx = 12\n")
+    res = run("config", cwd=tmp_path)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sage: error:") and "n_ctx" in lines[0]
+
+
+def test_unknown_option_is_usage_error():
+    res = run("models", "list", "--frobnicate")
+    assert res.returncode == 2
+    assert "frobnicate" in res.stderr
+
+
+def test_models_verify_on_empty_dir_fails_with_reason(tmp_path):
+    res = run("models", "verify", env={"SAGE_MODELS_DIR": str(tmp_path)})
+    assert res.returncode == 1
+    assert "sage models pull" in res.stderr
