@@ -1,0 +1,152 @@
+"""The one run-artifact writer: runs/<run_id>/ with an append-only checkpoint log.
+
+Every finished round is appended to ``checkpoints.jsonl`` (one JSON line, flushed and
+fsynced) before anything else happens, so a crash or ``kill -9`` loses at most the
+round in flight. All other artifacts are derived from the checkpoints and written
+atomically (temp file + rename), so a resumed run rebuilds them identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from modules.errors import SageError
+
+CHECKPOINTS = "checkpoints.jsonl"
+MANIFEST = "manifest.json"
+LATEST = "latest"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """Reads and writes one run directory. Thread-safe appends."""
+
+    def __init__(self, runs_dir: Path, run_id: str):
+        if not run_id or "/" in run_id or run_id in {".", "..", LATEST}:
+            raise SageError(f"invalid run id {run_id!r}")
+        self.runs_dir = Path(runs_dir)
+        self.run_id = run_id
+        self.path = self.runs_dir / run_id
+        self._lock = threading.Lock()
+
+    # -- manifest -------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.path / MANIFEST).exists()
+
+    def read_manifest(self) -> dict[str, Any]:
+        p = self.path / MANIFEST
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise SageError(f"{p}:{exc.lineno}: corrupt manifest ({exc.msg})") from exc
+
+    def start(self, manifest: dict[str, Any], resume_keys: Iterable[str]) -> bool:
+        """Create the run, or resume it if it exists with the same settings. True = resumed."""
+        if self.exists():
+            old = self.read_manifest()
+            for key in resume_keys:
+                if old.get("params", {}).get(key) != manifest.get("params", {}).get(key):
+                    raise SageError(
+                        f"run {self.run_id!r} exists with {key}={old['params'].get(key)!r}, "
+                        f"not {manifest['params'].get(key)!r}: use another --run-id to change it"
+                    )
+            manifest = {**manifest, "seeds": old["seeds"], "created": old.get("created")}
+            manifest["resumed"] = int(old.get("resumed", 0)) + 1
+            self.write_json(MANIFEST, manifest)
+            return True
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_json(MANIFEST, manifest)
+        return False
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def append_round(self, record: dict[str, Any]) -> None:
+        """Durably append one round record."""
+        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
+        with self._lock, (self.path / CHECKPOINTS).open("ab") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load_rounds(self) -> list[dict[str, Any]]:
+        """All durable round records. A torn last line (killed mid-write) is cut off."""
+        p = self.path / CHECKPOINTS
+        if not p.exists():
+            return []
+        data = p.read_bytes()
+        records: list[dict[str, Any]] = []
+        good_end = 0
+        for lineno, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                good_end += len(raw) + 1
+                continue
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError as exc:
+                if good_end + len(raw) >= len(data):  # the torn last line: drop it
+                    with self._lock, p.open("r+b") as fh:
+                        fh.truncate(good_end)
+                    break
+                raise SageError(f"{p}:{lineno}: corrupt checkpoint line ({exc.msg})") from exc
+            good_end += len(raw) + 1
+        return records
+
+    # -- derived artifacts ----------------------------------------------------------------
+    def write_json(self, name: str, obj: Any) -> Path:
+        p = self.path / name
+        _atomic_write_bytes(p, json.dumps(obj, indent=2, default=str).encode())
+        return p
+
+    def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
+        p = self.path / name
+        body = "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows)
+        _atomic_write_bytes(p, body.encode())
+        return p
+
+    def write_parquet(self, name: str, df: pl.DataFrame) -> Path:
+        p = self.path / name
+        tmp = p.with_name(f".{p.name}.tmp")
+        df.write_parquet(tmp)
+        os.replace(tmp, p)
+        return p
+
+    def write_text(self, name: str, text: str) -> Path:
+        p = self.path / name
+        _atomic_write_bytes(p, text.encode())
+        return p
+
+    def mark_latest(self) -> None:
+        """Point runs/latest at this run (a symlink; a text file where links are unsupported)."""
+        link = self.runs_dir / LATEST
+        tmp = self.runs_dir / f".{LATEST}.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        try:
+            tmp.symlink_to(self.run_id, target_is_directory=True)
+        except OSError:
+            tmp.write_text(self.run_id + "\n")
+        os.replace(tmp, link)
+
+
+def resolve_run_dir(path: Path) -> Path:
+    """Accept a run directory or runs/latest; error clearly when it is not a run."""
+    p = Path(path)
+    if p.is_file() and p.name == LATEST:
+        p = p.parent / p.read_text().strip()
+    if not (p / MANIFEST).exists():
+        raise SageError(f"{p}: not a sage run directory (no {MANIFEST})")
+    return p.resolve()
