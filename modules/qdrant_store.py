@@ -89,12 +89,12 @@ def resolve(client: QdrantClient, name: str) -> str:
 
 
 def versions(client: QdrantClient, name: str) -> list[tuple[str, float]]:
-    """All ``name@*`` collections with their creation time, oldest first."""
+    """All ``name@*`` collections with the time they were last activated, oldest first."""
     out = []
     for c in client.get_collections().collections:
         if c.name.startswith(f"{name}@"):
             meta = client.get_collection(c.name).config.metadata or {}
-            out.append((c.name, float(meta.get("created_at", 0.0))))
+            out.append((c.name, float(meta.get("activated_at", meta.get("created_at", 0.0)))))
     return sorted(out, key=lambda x: x[1])
 
 
@@ -113,7 +113,7 @@ def create_version(client: QdrantClient, collection: str, meta: dict[str, Any]) 
 
 
 def mark_complete(client: QdrantClient, collection: str) -> None:
-    client.update_collection(collection, metadata={"complete": True, "created_at": time.time()})
+    client.update_collection(collection, metadata={"complete": True})
 
 
 def is_complete(client: QdrantClient, collection: str) -> bool:
@@ -130,6 +130,7 @@ def swap_alias(client: QdrantClient, name: str, collection: str) -> None:
     create = models.CreateAlias(collection_name=collection, alias_name=name)
     ops.append(models.CreateAliasOperation(create_alias=create))
     client.update_collection_aliases(change_aliases_operations=ops)
+    client.update_collection(collection, metadata={"activated_at": time.time()})
 
 
 def prune_versions(client: QdrantClient, name: str, keep: int) -> list[str]:

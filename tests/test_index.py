@@ -1,0 +1,110 @@
+"""index_corpus end to end: real embedded Qdrant, real fastembed, real Prefect (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modules import qdrant_store
+from modules.errors import SageError
+
+DOCS = {
+    "volcano": ("Mount Arvel", "Mount Arvel is an active volcano that last erupted in 1921."),
+    "river": ("Lissen River", "The Lissen River flows through the capital and feeds the lake."),
+    "bread": ("Saltbread", "Saltbread is a flat loaf baked with sea salt in clay ovens."),
+    "ferry": ("Northern ferry", "A ferry links the two islands every morning at six o'clock."),
+    "choir": ("Harbour choir", "The harbour choir sings old sailing songs each midsummer."),
+}
+
+
+def _write(path: Path, docs: dict[str, tuple[str, str]], bad: bool = False) -> Path:
+    lines = [json.dumps({"id": k, "title": t, "text": x}) for k, (t, x) in docs.items()]
+    if bad:
+        lines += ['{"id": "broken", "text": ', json.dumps({"id": "empty", "text": ""})]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, models_dir: Path):
+    from modules.settings import Settings
+
+    root = tmp_path_factory.mktemp("index")
+    settings = Settings(data_dir=root / "data", models_dir=models_dir, collection="t")
+    yield root, settings
+    qdrant_store.close_client(settings.qdrant_location)
+
+
+def _run(settings, path: Path, **kw):
+    from flows.index import index_corpus
+
+    return index_corpus(str(path), settings=settings, chunk_words=12, overlap_words=4, **kw)
+
+
+def test_index_incremental_alias_and_search(env) -> None:
+    from modules.retriever import open_retriever
+
+    root, settings = env
+    corpus = _write(root / "c.jsonl", DOCS, bad=True)
+    with pytest.raises(SageError, match=r"c\.jsonl:6: field '\*': malformed JSON"):
+        _run(settings, corpus)
+
+    first = _run(settings, corpus, on_error="skip")
+    assert (first["documents"], first["rejects"], first["embedded"]) == (5, 2, first["passages"])
+    assert first["passages"] == 5  # every text fits one 12-word window
+    rejects = [json.loads(x) for x in Path(first["rejects_file"]).read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in rejects] == [(6, "*"), (7, "text")]
+    client = qdrant_store.get_client(settings.qdrant_location)
+    assert qdrant_store.alias_target(client, "t") == first["version"]
+    assert qdrant_store.count(client, "t") == first["passages"]
+
+    again = _run(settings, corpus, on_error="skip")  # idempotent: nothing embedded, same version
+    assert again["version"] == first["version"] and again["embedded"] == 0
+    assert qdrant_store.count(client, "t") == first["passages"]
+
+    changed = dict(DOCS)
+    del changed["choir"]
+    changed["river"] = ("Lissen River", "The Lissen River is frozen for three months a year.")
+    changed["mine"] = ("Copper mine", "The old copper mine at Dunmarra closed in 1962.")
+    second = _run(settings, _write(root / "c.jsonl", changed))
+    assert second["version"] != first["version"] and second["previous"] == first["version"]
+    assert (second["embedded"], second["reused"], second["deleted"]) == (2, 3, 2)
+    assert qdrant_store.alias_target(client, "t") == second["version"]
+    assert qdrant_store.count(client, "t") == 5
+    assert client.collection_exists(first["version"])  # kept (keep_versions=2)
+    docs = {p.payload["doc_id"] for b in qdrant_store.scroll(client, "t") for p in b}
+    assert docs == {"volcano", "river", "bread", "ferry", "mine"}
+
+    hybrid = open_retriever(settings, "t", mode="hybrid", k=3)
+    hits = hybrid.search("When did the volcano last erupt?")
+    assert hits[0].doc_id == "volcano" and hits[0].title == "Mount Arvel" and len(hits) == 3
+    assert hits[0].id.startswith("volcano#0-")
+    assert hybrid.search("copper mine closed", k=1)[0].doc_id == "mine"
+    assert open_retriever(settings, "t", mode="sparse").search("frozen months")[0].doc_id == "river"
+    assert open_retriever(settings, "t", mode="dense").search("baking loaves")[0].doc_id == "bread"
+    assert not any(h.doc_id == "choir" for h in hybrid.search("choir sings songs", k=5))
+
+    back = _run(settings, _write(root / "c.jsonl", DOCS))  # rollback: version still complete
+    assert back["version"] == first["version"] and back["embedded"] == 0
+    assert qdrant_store.alias_target(client, "t") == first["version"]
+
+    more = {**DOCS, "mill": ("Wind mill", "A wind mill grinds barley on the hill.")}
+    fourth = _run(settings, _write(root / "c.jsonl", more), keep_versions=2)
+    assert fourth["embedded"] == 1 and fourth["pruned"] == [second["version"]]
+    names = {c for c, _ in qdrant_store.versions(client, "t")}
+    assert names == {first["version"], fourth["version"]}
+    assert qdrant_store.alias_target(client, "t") == fourth["version"]
+
+
+def test_long_documents_are_split_with_title(env) -> None:
+    root, settings = env
+    long_text = " ".join(f"word{i}" for i in range(30)) + " lighthouse keeper"
+    path = _write(root / "long.jsonl", {"long": ("Lighthouse", long_text)})
+    out = _run(settings.with_overrides(collection="long"), path)
+    client = qdrant_store.get_client(settings.qdrant_location)
+    points = [p for b in qdrant_store.scroll(client, "long") for p in b]
+    assert out["passages"] == len(points) == 4  # 32 words, 12-word windows, stride 8
+    assert {p.payload["title"] for p in points} == {"Lighthouse"}
+    assert len({p.payload["pid"] for p in points}) == 4
