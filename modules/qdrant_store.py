@@ -22,6 +22,7 @@ from modules.errors import SageError
 DENSE = "dense"
 SPARSE = "bm25"
 _COSINE = models.Distance.COSINE
+MEMORY = ":memory:"
 
 _CLIENTS: dict[str, QdrantClient] = {}
 _LOCK = threading.Lock()
@@ -31,13 +32,19 @@ def is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
+def _key(location: str) -> str:
+    return location if is_url(location) or location == MEMORY else str(Path(location).resolve())
+
+
 def get_client(location: str, api_key: str | None = None) -> QdrantClient:
-    """The process-wide client for ``location`` (created on first use)."""
-    key = location if is_url(location) else str(Path(location).resolve())
+    """The process-wide client for ``location``: URL, ``:memory:`` or an embedded path."""
+    key = _key(location)
     with _LOCK:
         if key not in _CLIENTS:
             if is_url(location):
                 _CLIENTS[key] = QdrantClient(url=location, api_key=api_key, timeout=60)
+            elif location == MEMORY:
+                _CLIENTS[key] = QdrantClient(location=MEMORY)
             else:
                 Path(key).mkdir(parents=True, exist_ok=True)
                 try:
@@ -49,9 +56,8 @@ def get_client(location: str, api_key: str | None = None) -> QdrantClient:
 
 def close_client(location: str) -> None:
     """Close and forget the cached client (releases the embedded directory lock)."""
-    key = location if is_url(location) else str(Path(location).resolve())
     with _LOCK:
-        client = _CLIENTS.pop(key, None)
+        client = _CLIENTS.pop(_key(location), None)
     if client is not None:
         client.close()
 
