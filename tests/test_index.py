@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 
 from modules import qdrant_store
 from modules.errors import SageError
@@ -98,13 +99,31 @@ def test_index_incremental_alias_and_search(env) -> None:
     assert qdrant_store.alias_target(client, "t") == fourth["version"]
 
 
-def test_long_documents_are_split_with_title(env) -> None:
+def test_cli_index_splits_long_documents(env) -> None:
+    from typer.testing import CliRunner
+
+    from flows import cli_index
+    from flows.cli import Ctx
+
     root, settings = env
+    app = typer.Typer()
+
+    @app.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = Ctx({"data_dir": settings.data_dir, "models_dir": settings.models_dir})
+
+    cli_index.register(app)
     long_text = " ".join(f"word{i}" for i in range(30)) + " lighthouse keeper"
     path = _write(root / "long.jsonl", {"long": ("Lighthouse", long_text)})
-    out = _run(settings.with_overrides(collection="long"), path)
+    args = ["index", str(path), "--collection", "long", "--chunk-words", "12"]
+    res = CliRunner().invoke(app, [*args, "--overlap-words", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{") :])
     client = qdrant_store.get_client(settings.qdrant_location)
     points = [p for b in qdrant_store.scroll(client, "long") for p in b]
     assert out["passages"] == len(points) == 4  # 32 words, 12-word windows, stride 8
     assert {p.payload["title"] for p in points} == {"Lighthouse"}
     assert len({p.payload["pid"] for p in points}) == 4
+
+    bad = CliRunner().invoke(app, ["index", str(path), "--on-error", "maybe"])
+    assert bad.exit_code != 0 and "skip" in str(bad.exception)
