@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows import cli_index
 from modules.errors import SageError
 from modules.model_store import ModelVerificationError
 from modules.settings import Settings, load_settings
@@ -52,9 +53,15 @@ def _global(
 ) -> None:
     """Global options apply to every subcommand (put them before it)."""
     ctx.obj = Ctx(
-        dict(lm=lm, agent_lm=agent_lm, judge_lm=judge_lm, api_base=api_base, qdrant=qdrant,
-             data_dir=data_dir)
-    )  # fmt: skip
+        dict(
+            lm=lm,
+            agent_lm=agent_lm,
+            judge_lm=judge_lm,
+            api_base=api_base,
+            qdrant=qdrant,
+            data_dir=data_dir,
+        )
+    )
 
 
 def emit(summary: dict[str, Any], as_json: bool, human: str) -> None:
@@ -123,6 +130,107 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     data = settings.public_dict()
     data["qdrant_location"] = settings.qdrant_location
     emit(data, as_json, "\n".join(f"{k} = {v}" for k, v in data.items()))
+
+
+@app.command("generate")
+def generate(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option(help="Qdrant collection (alias).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Accepted items wanted.")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Or: process exactly this many seeds.")] = None,
+    steps: Annotated[str, typer.Option(help="Target searches S: N, LO-HI or S:COUNT,...")] = "2-4",
+    rounds: Annotated[int, typer.Option(help="Feedback rounds R after round 0.")] = 2,
+    attempts: Annotated[int, typer.Option(help="Search-agent attempts K per round.")] = 4,
+    strategy: Annotated[str, typer.Option(help="feedback | resample (ablation).")] = "feedback",
+    seed: Annotated[int, typer.Option(help="Random seed for the seed plan.")] = 0,
+    run_id: Annotated[str | None, typer.Option(help="Run id; re-use it to resume.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Seeds processed at once.")] = 1,
+    budget_tokens: Annotated[int | None, typer.Option(help="Stop cleanly after this.")] = None,
+    keep_unverified: Annotated[bool, typer.Option(help="Keep never-verified pairs.")] = False,
+    max_searches: Annotated[int, typer.Option(help="Search-agent budget.")] = 10,
+    generator_searches: Annotated[int, typer.Option(help="Generator search budget.")] = 20,
+    program: Annotated[str | None, typer.Option(help="Optimized program file to load.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a SAGE dataset; prints the run directory. Re-running a --run-id resumes it."""
+    from flows.generate import generate_dataset
+
+    settings: Settings = ctx.obj.settings()
+    summary = generate_dataset(
+        collection=collection or settings.collection,
+        n=n,
+        seeds=seeds,
+        steps=steps,
+        rounds=rounds,
+        attempts=attempts,
+        strategy=strategy,
+        seed=seed,
+        run_id=run_id,
+        concurrency=concurrency,
+        budget_tokens=budget_tokens,
+        keep_unverified=keep_unverified,
+        max_searches=max_searches,
+        generator_searches=generator_searches,
+        program=program,
+        settings_overrides=ctx.obj.overrides,
+    )
+    emit(summary, as_json, _run_headline(summary))
+
+
+def _run_headline(summary: dict[str, Any]) -> str:
+    m = summary["metrics"]
+    last = m["per_round"][-1] if m["per_round"] else {}
+    return (
+        f"run dir: {summary['run_dir']}\n"
+        f"accepted {summary['accepted']} of {m['funnel']['seeds']} seeds "
+        f"({summary['stop_reason']}); % correct {last.get('pct_correct')}, "
+        f"% pass {last.get('pct_pass')}, mean searches {last.get('mean_min_searches')}; "
+        f"{m['cost']['lm_calls']} LM calls, {m['cost']['tokens']} tokens"
+    )
+
+
+@app.command("demo")
+def demo_cmd(
+    ctx: typer.Context,
+    seeds: Annotated[int, typer.Option(help="Seed documents to process.")] = 3,
+    attempts: Annotated[int, typer.Option(help="Search-agent attempts K.")] = 2,
+    rounds: Annotated[int, typer.Option(help="Feedback rounds R.")] = 1,
+    run_id: Annotated[str | None, typer.Option(help="Run id (re-use to resume).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull models if missing, index the bundled demo corpus, run a small generation."""
+    from flows.demo import demo
+
+    summary = demo(
+        seeds=seeds,
+        attempts=attempts,
+        rounds=rounds,
+        run_id=run_id,
+        settings_overrides=ctx.obj.overrides,
+    )
+    idx = summary["index"]
+    head = (
+        f"indexed {idx['documents']} demo documents into {idx['version']} "
+        f"({idx['embedded']} embedded, {idx['reused']} reused)\n"
+    )
+    emit(summary, as_json, head + _run_headline(summary))
+
+
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (or runs/latest).")],
+    fmt: Annotated[str, typer.Option("--format", help="hf | searchr1")] = "hf",
+    out: Annotated[Path | None, typer.Option(help="Output parquet path.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a run's dataset as HF-datasets parquet or the Search-R1/verl RL layout."""
+    from flows.export import export_run
+
+    path = export_run(run_dir, fmt, out)  # type: ignore[arg-type]
+    emit({"path": str(path), "format": fmt}, as_json, str(path))
+
+
+cli_index.register(app)
 
 
 def main() -> None:

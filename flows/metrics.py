@@ -55,8 +55,14 @@ def state_at_round(df: pl.DataFrame, r: int) -> pl.DataFrame:
 def _summary(df: pl.DataFrame) -> dict[str, Any]:
     n = df.height
     if n == 0:
-        return {"seeds": 0, "pct_correct": None, "pct_pass": None, "avg_at_k": None,
-                "mean_min_searches": None, "mean_searches": None}  # fmt: skip
+        return {
+            "seeds": 0,
+            "pct_correct": None,
+            "pct_pass": None,
+            "avg_at_k": None,
+            "mean_min_searches": None,
+            "mean_searches": None,
+        }
     correct = df.filter(pl.col("pass_at_k"))
     return {
         "seeds": n,

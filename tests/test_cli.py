@@ -22,12 +22,22 @@ def run(*args: str, env: dict | None = None, cwd: Path | None = None):
 def test_top_level_help_lists_the_contract_commands():
     res = run("--help")
     assert res.returncode == 0, res.stderr
-    for cmd in ("models", "config"):
+    for cmd in ("demo", "models", "index", "generate", "export", "config"):
         assert cmd in res.stdout
 
 
 @pytest.mark.parametrize(
-    "sub", [["models", "pull"], ["models", "verify"], ["models", "list"], ["config"]]
+    "sub",
+    [
+        ["models", "pull"],
+        ["models", "verify"],
+        ["models", "list"],
+        ["config"],
+        ["demo"],
+        ["generate"],
+        ["export"],
+        ["index"],
+    ],
 )
 def test_every_subcommand_has_help(sub):
     res = run(*sub, "--help")

@@ -1,0 +1,306 @@
+"""The SAGE generation flow: seeds -> per-seed Prefect task (rounds checkpointed) -> artifacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata as md
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dspy.utils.exceptions import LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from qdrant_client.http.exceptions import ResponseHandlingException
+
+from flows import dataset as ds
+from flows.run_store import RunStore
+from flows.runtime import Runtime
+from flows.seeds import parse_steps, plan_seeds
+from modules.errors import SageError
+from modules.settings import Settings, load_settings
+
+RESUME_KEYS = ("collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds")
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    LMRateLimitError,
+    LMServerError,
+    LMTimeoutError,
+    LMTransportError,
+    ResponseHandlingException,
+)
+
+
+@dataclass
+class GenerateParams:
+    """Everything `sage generate` takes (recorded in the manifest; resumes must match)."""
+
+    collection: str = "corpus"
+    n: int | None = None  # accepted items wanted
+    seeds: int | None = None  # or: exactly this many seeds
+    steps: str = "2-4"
+    rounds: int = 2
+    attempts: int = 4
+    strategy: str = "feedback"
+    seed: int = 0
+    run_id: str | None = None
+    concurrency: int = 1
+    budget_tokens: int | None = None
+    keep_unverified: bool = False
+    max_searches: int = 10
+    generator_searches: int = 20
+    program: str | None = None
+
+    def validate(self) -> None:
+        if self.strategy not in ("feedback", "resample"):
+            raise SageError(f"--strategy {self.strategy!r}: use feedback or resample")
+        if self.attempts < 1 or self.rounds < 0:
+            raise SageError("--attempts must be >= 1 and --rounds >= 0")
+        if (self.n is None) == (self.seeds is None):
+            raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
+        if (self.n or 1) < 1 or (self.seeds or 1) < 1:
+            raise SageError("--n/--seeds must be >= 1")
+        parse_steps(self.steps)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    names = ["prefect", "dspy", "qdrant-client", "fastembed", "polars", "llama_cpp_python"]
+    out = {}
+    for n in names:
+        try:
+            out[n] = md.version(n)
+        except md.PackageNotFoundError:
+            out[n] = "missing"
+    return out
+
+
+def _new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def build_manifest(
+    params: GenerateParams,
+    settings: Settings,
+    run_id: str,
+    plan: list[dict],
+    collection_version: str | None,
+    program_hash: str,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "params": asdict(params) | {"run_id": run_id},
+        "settings": settings.public_dict(),
+        "models": {
+            "generator": settings.lm,
+            "agent": settings.agent_lm_name,
+            "judge": settings.judge_lm_name,
+        },
+        "collection_version": collection_version,
+        "program_hash": program_hash,
+        "packages": _versions(),
+        "git_commit": _git_commit(),
+        "seeds": plan,
+    }
+
+
+class Ledger:
+    """Shared, thread-safe run state: checkpointed rounds per seed and the token budget.
+
+    Seed tasks read their finished rounds from here at every (re)try, so a retried task
+    continues after its last checkpoint instead of redoing it.
+    """
+
+    def __init__(self, store: RunStore, limit: int | None):
+        self.store = store
+        self.limit = limit
+        self._lock = threading.Lock()
+        self.done = ds.group_rounds(store.load_rounds())
+        self.spent = sum(int(r.get("tokens") or 0) for rs in self.done.values() for r in rs)
+
+    def rounds(self, seed_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.done.get(seed_id, []))
+
+    def record(self, seed_id: str, rec: dict[str, Any]) -> None:
+        self.store.append_round(rec)  # durable first
+        with self._lock:
+            self.done.setdefault(seed_id, []).append(rec)
+            self.spent += int(rec.get("tokens") or 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+    def accepted(self) -> int:
+        with self._lock:
+            return ds.count_accepted(self.done)
+
+
+def _is_transient(task_obj, task_run, state) -> bool:  # Prefect retry_condition_fn
+    try:
+        state.result()
+    except TRANSIENT:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=_is_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="seed-{seed[seed_id]}",
+)
+def process_seed(seed: dict[str, Any], runtime: Runtime, ledger: Ledger) -> str:
+    """Run (or finish) one seed's SAGE rounds, checkpointing every round as it ends."""
+    if ledger.exhausted:
+        return "skipped: budget spent"
+    sid = seed["seed_id"]
+
+    def on_round(record: dict[str, Any]) -> None:
+        ledger.record(sid, {**record, "seed_id": sid, "run_id": ledger.store.run_id})
+
+    runtime.run_seed(seed, ledger.rounds(sid), on_round)
+    rounds = ledger.rounds(sid)
+    return rounds[-1]["status"] if rounds else "no rounds"
+
+
+@flow(name="generate-dataset", log_prints=True, validate_parameters=False)
+def generate_dataset(
+    collection: str = "corpus",
+    n: int | None = None,
+    seeds: int | None = None,
+    steps: str = "2-4",
+    rounds: int = 2,
+    attempts: int = 4,
+    strategy: str = "feedback",
+    seed: int = 0,
+    run_id: str | None = None,
+    concurrency: int = 1,
+    budget_tokens: int | None = None,
+    keep_unverified: bool = False,
+    max_searches: int = 10,
+    generator_searches: int = 20,
+    program: str | None = None,
+    settings_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """SAGE generation with per-round checkpoints; re-running a run id resumes it.
+
+    Settings come from SAGE_* / sage.toml, with ``settings_overrides`` (e.g. lm, qdrant) on top.
+    """
+    params = GenerateParams(
+        collection=collection,
+        n=n,
+        seeds=seeds,
+        steps=steps,
+        rounds=rounds,
+        attempts=attempts,
+        strategy=strategy,
+        seed=seed,
+        run_id=run_id,
+        concurrency=concurrency,
+        budget_tokens=budget_tokens,
+        keep_unverified=keep_unverified,
+        max_searches=max_searches,
+        generator_searches=generator_searches,
+        program=program,
+    )
+    settings = load_settings(**(settings_overrides or {}))
+    logger = get_run_logger()
+    params.validate()
+    run_id = params.run_id or _new_run_id()
+    params.run_id = run_id
+    store = RunStore(settings.runs_dir, run_id)
+    runtime = Runtime.open(params, settings)
+    steps = parse_steps(params.steps)
+    n_plan = params.seeds or max(4 * (params.n or 0), (params.n or 0) + 8)
+    plan = plan_seeds(runtime.doc_ids(), steps, n_plan, params.seed)
+    manifest = build_manifest(
+        params, settings, run_id, plan, runtime.collection_version, runtime.program_hash
+    )
+    resumed = store.start(manifest, RESUME_KEYS)
+    plan = store.read_manifest()["seeds"]
+    ledger = Ledger(store, params.budget_tokens)
+    logger.info(
+        "run %s: %d seeds planned, %d with checkpoints%s",
+        run_id,
+        len(plan),
+        len(ledger.done),
+        " (resumed)" if resumed else "",
+    )
+    progress = create_progress_artifact(progress=0.0, description=f"sage run {run_id}")
+    t0 = time.perf_counter()
+    batch = max(1, params.concurrency)
+    pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
+    finished = len(plan) - len(pending)
+    stop_reason = "plan exhausted"
+    while pending:
+        if params.n is not None and ledger.accepted() >= params.n:
+            stop_reason = f"{params.n} accepted items reached"
+            break
+        if ledger.exhausted:
+            stop_reason = f"token budget {params.budget_tokens} spent"
+            break
+        wave, pending = pending[:batch], pending[batch:]
+        futures = [process_seed.submit(s, runtime, ledger) for s in wave]
+        for s, fut in zip(wave, futures, strict=True):
+            try:
+                fut.result()
+            except Exception as exc:  # a seed that keeps failing is logged, not fatal
+                logger.error("seed %s failed: %s", s["seed_id"], exc)
+            finished += 1
+        update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
+    summary = ds.finalise(store, plan, params)
+    summary |= {
+        "run_id": run_id,
+        "run_dir": str(store.path),
+        "resumed": resumed,
+        "stop_reason": stop_reason,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }
+    update_progress_artifact(progress, progress=100.0)
+    _publish_artifacts(summary, store)
+    return summary
+
+
+def _publish_artifacts(summary: dict[str, Any], store: RunStore) -> None:
+    key = "sage-" + hashlib.sha1(store.run_id.encode()).hexdigest()[:10]
+    create_table_artifact(
+        table=summary["metrics"]["per_round"],
+        key=f"{key}-rounds",
+        description=f"per-round metrics of run {store.run_id}",
+    )
+    create_markdown_artifact(
+        markdown=(store.path / "report.md").read_text(),
+        key=f"{key}-report",
+        description=f"report of run {store.run_id}",
+    )

@@ -1,0 +1,150 @@
+"""What a generation run holds open: retriever, LMs, the SAGE program, the seed documents."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from modules import qdrant_store
+from modules.errors import SageError
+from modules.lm import build_lm, lm_config
+from modules.retriever import QdrantRetriever, open_retriever
+from modules.settings import Settings
+
+DOC_CHARS = 2400  # seed document text shown to the generator
+
+
+def configure_lm_cache(settings: Settings) -> Path:
+    """DSPy's disk cache under the data dir, so re-runs of identical calls are free."""
+    cache_dir = Path(settings.data_dir) / "lm_cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    dspy.configure_cache(
+        enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(cache_dir)
+    )
+    return cache_dir
+
+
+@dataclass
+class Runtime:
+    """Opened once per flow run and shared (read-only) by the seed tasks."""
+
+    params: Any
+    settings: Settings
+    retriever: QdrantRetriever
+    program: Any
+    collection_version: str
+    docs: dict[str, dict[str, str]] = field(default_factory=dict)
+    program_hash: str = ""
+
+    @classmethod
+    def open(cls, params: Any, settings: Settings) -> Runtime:
+        from modules.sage import Sage
+
+        configure_lm_cache(settings)
+        retriever = open_retriever(settings, collection=params.collection, k=3)
+        version = qdrant_store.resolve(retriever.client, params.collection)
+        lms = {
+            role: build_lm(lm_config(settings, role)) for role in ("generator", "agent", "judge")
+        }
+        program = Sage(
+            retriever,
+            generator_lm=lms["generator"],
+            agent_lm=lms["agent"],
+            judge_lm=lms["judge"],
+            max_searches=params.max_searches,
+            generator_searches=params.generator_searches,
+            keep_unverified=params.keep_unverified,
+        )
+        if params.program:
+            path = Path(params.program)
+            if not path.exists():
+                raise SageError(f"--program {path}: no such file")
+            program.load(str(path))
+        rt = cls(params, settings, retriever, program, version)
+        rt.docs = load_documents(retriever.client, version)
+        rt.program_hash = program_hash(program)
+        return rt
+
+    def doc_ids(self) -> list[str]:
+        return sorted(self.docs)
+
+    def document(self, doc_id: str) -> str:
+        doc = self.docs.get(doc_id)
+        if doc is None:
+            raise SageError(f"seed document {doc_id!r} is not in {self.collection_version}")
+        text = f"{doc['title']}\n{doc['text']}" if doc["title"] else doc["text"]
+        return text[:DOC_CHARS]
+
+    def run_seed(
+        self,
+        seed: dict[str, Any],
+        done_rounds: list[dict[str, Any]],
+        on_round: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Run the SAGE loop for one seed, resuming after its checkpointed rounds."""
+        from modules.sage import RoundResult
+
+        resume = [RoundResult.from_dict(r["detail"]) for r in done_rounds]
+
+        def hook(rr: Any) -> None:
+            on_round(round_record(seed, rr, self.params))
+
+        self.program(
+            document=self.document(seed["doc_id"]),
+            target_steps=seed["target_steps"],
+            attempts=self.params.attempts,
+            rounds=self.params.rounds,
+            strategy=self.params.strategy,
+            on_round=hook,
+            resume_from=resume or None,
+            seed=f"{self.params.seed}:{seed['seed_id']}",
+        )
+
+
+def round_record(seed: dict[str, Any], rr: Any, params: Any) -> dict[str, Any]:
+    """One checkpoint line: the flat candidate row plus the full round result."""
+    d = rr.to_dict()
+    return {
+        "doc_id": seed["doc_id"],
+        "target_steps": seed["target_steps"],
+        "strategy": params.strategy,
+        **rr.summary(),
+        "detail": d,
+    }
+
+
+def load_documents(client: Any, collection: str) -> dict[str, dict[str, str]]:
+    """Documents re-assembled from their passages (payload only, in passage order)."""
+    parts: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for batch in qdrant_store.scroll(
+        client, collection, payload=["pid", "doc_id", "title", "text"]
+    ):
+        for p in batch:
+            pl = p.payload or {}
+            parts[str(pl.get("doc_id"))].append(
+                (str(pl.get("pid", "")), str(pl.get("title", "")), str(pl.get("text", "")))
+            )
+    docs = {}
+    for doc_id, ps in parts.items():
+        ps.sort(key=lambda t: _passage_order(t[0]))
+        docs[doc_id] = {"title": ps[0][1], "text": " ".join(t[2] for t in ps)}
+    return docs
+
+
+def _passage_order(pid: str) -> tuple[int, str]:
+    tail = pid.rsplit("#", 1)[-1].split("-", 1)[0]
+    return (int(tail), pid) if tail.isdigit() else (0, pid)
+
+
+def program_hash(program: Any) -> str:
+    """Hash of the program's prompts and demos (what an optimizer changes)."""
+    state = program.dump_state() if hasattr(program, "dump_state") else {}
+    blob = json.dumps(state, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,57 @@
+"""Deterministic seed planning: which documents, in which order, with which target S."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from modules.errors import SageError
+
+
+def parse_steps(spec: str) -> dict[int, int | None]:
+    """'2-5' -> {2..5: None} (uniform draw); '3' -> {3: None}; '2:10,4:5' -> per-S quotas."""
+    spec = spec.strip()
+    if re.fullmatch(r"\d+", spec):
+        values = {int(spec): None}
+    elif m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", spec):
+        lo, hi = int(m[1]), int(m[2])
+        if lo > hi:
+            raise SageError(f"--steps {spec!r}: the range is empty")
+        values = dict.fromkeys(range(lo, hi + 1))
+    elif re.fullmatch(r"\d+:\d+(\s*,\s*\d+:\d+)*", spec):
+        values = {int(s): int(q) for s, q in (p.split(":") for p in spec.split(","))}
+    else:
+        raise SageError(f"--steps {spec!r}: use N, LO-HI or S:COUNT,S:COUNT")
+    if any(s < 1 or s > 10 for s in values):
+        raise SageError(f"--steps {spec!r}: target searches must be between 1 and 10")
+    return values
+
+
+def plan_seeds(
+    doc_ids: list[str], steps: dict[int, int | None], n_seeds: int, seed: int
+) -> list[dict[str, Any]]:
+    """An ordered seed plan; the same inputs always give the same plan.
+
+    With quotas, targets follow the quotas (in a shuffled order) and ``n_seeds`` is ignored
+    beyond them; otherwise each seed draws S uniformly from the range. Documents are drawn
+    without replacement and reused only when the corpus is smaller than the plan.
+    """
+    if not doc_ids:
+        raise SageError("the collection has no documents to seed from")
+    rng = random.Random(seed)
+    quotas = {s: q for s, q in steps.items() if q is not None}
+    if quotas:
+        targets = [s for s, q in sorted(quotas.items()) for _ in range(q)]
+        rng.shuffle(targets)
+    else:
+        choices = sorted(steps)
+        targets = [rng.choice(choices) for _ in range(n_seeds)]
+    order = sorted(doc_ids)
+    rng.shuffle(order)
+    plan = []
+    for i, target in enumerate(targets):
+        plan.append(
+            {"seed_id": f"s{i:05d}", "doc_id": order[i % len(order)], "target_steps": target}
+        )
+    return plan
