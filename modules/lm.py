@@ -61,6 +61,18 @@ def _schema_of(response_format: Any) -> dict[str, Any] | None:
     return response_format.get("schema")
 
 
+def cap_strings(schema: Any, max_chars: int) -> Any:
+    """Give every string property without a maxLength one, so a small model cannot ramble."""
+    if isinstance(schema, dict):
+        out = {k: cap_strings(v, max_chars) for k, v in schema.items()}
+        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
+            out["maxLength"] = max_chars
+        return out
+    if isinstance(schema, list):
+        return [cap_strings(v, max_chars) for v in schema]
+    return schema
+
+
 class LlamaCppEngine:
     """A DSPy engine running a GGUF model in this process with llama-cpp-python.
 
@@ -72,8 +84,15 @@ class LlamaCppEngine:
     supports_response_schema = True
     supported_params = ("response_format", "temperature", "max_tokens", "stop", "seed")
 
-    def __init__(self, model_path: Path, n_ctx: int = 8192, n_threads: int | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        max_string_chars: int = 400,
+    ):
         self.model_path = Path(model_path)
+        self.max_string_chars = max_string_chars
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self._lock = threading.Lock()
@@ -105,6 +124,7 @@ class LlamaCppEngine:
         rf = cfg.response_format
         if rf:
             schema = _schema_of(rf)
+            schema = cap_strings(schema, self.max_string_chars) if schema else None
             kwargs["response_format"] = (
                 {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
             )

@@ -1,0 +1,90 @@
+"""Judge: exact match / token-F1 fast path, then an LLM judgement, with a number guard."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dspy
+
+from modules.agent import Meter, safe_predict
+from modules.signatures import JudgeAnswer
+from modules.textnorm import best_match, normalize
+
+_NUM = re.compile(r"\d+(?:\.\d+)?")
+
+
+@dataclass
+class Judgement:
+    """Whether one response answers the question with the gold answer."""
+
+    correct: bool
+    method: str  # exact | f1 | llm | number_guard | empty | llm_failed
+    extracted: str | None = None
+    f1: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _numbers(text: str) -> set[str]:
+    return set(_NUM.findall(normalize(text)))
+
+
+class Judge(dspy.Module):
+    """Correctness of a response against gold answers (and aliases).
+
+    Exact match or F1 >= ``f1_accept`` decides without a model. Otherwise the LLM extracts
+    the answer and judges; when the gold answer holds numbers that the response lacks, the
+    response is judged wrong whatever the model says (small models over-accept).
+    """
+
+    def __init__(
+        self,
+        lm: Any | None = None,
+        adapter: Any | None = None,
+        f1_accept: float = 0.8,
+        use_llm: bool = True,
+    ):
+        super().__init__()
+        self.lm = lm
+        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.f1_accept = f1_accept
+        self.use_llm = use_llm
+        self.judge = dspy.Predict(JudgeAnswer)
+
+    def forward(
+        self,
+        question: str,
+        gold: str,
+        response: str | None,
+        aliases: list[str] | None = None,
+        meter: Meter | None = None,
+    ) -> Judgement:
+        golds = [gold, *(aliases or [])]
+        if not response or not normalize(response):
+            return Judgement(False, "empty")
+        em, f1 = best_match(response, golds)
+        if em:
+            return Judgement(True, "exact", response, 1.0)
+        if f1 >= self.f1_accept:
+            return Judgement(True, "f1", response, f1)
+        gold_nums = [_numbers(g) for g in golds if _numbers(g)]
+        if gold_nums and not any(n <= _numbers(response) for n in gold_nums):
+            return Judgement(False, "number_guard", response, f1)
+        if not self.use_llm:
+            return Judgement(False, "f1", response, f1)
+        pred, err = safe_predict(
+            self.judge,
+            meter or Meter(),
+            self.lm,
+            self.adapter,
+            None,
+            question=question,
+            gold_answers=" | ".join(golds),
+            response=response,
+        )
+        if pred is None:
+            return Judgement(False, "llm_failed", None, f1)
+        return Judgement(bool(pred.correct), "llm", str(pred.extracted_answer), f1)

@@ -1,0 +1,120 @@
+"""Every DSPy Signature of the SAGE programs: their docstrings are the optimizable prompts.
+
+Outputs are kept flat and few so that a 0.5B model with JSON-schema constrained decoding
+can fill them: one action plus one text field per agent step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dspy
+from pydantic import BaseModel, Field
+
+AnswerType = Literal["entity", "date", "number", "other"]
+
+
+class PlanStep(BaseModel):
+    """One hop of the answering plan."""
+
+    sub_question: str = Field(description="a single-fact question answered by one passage")
+    sub_answer: str = Field(description="its short answer")
+    passage: str = Field(description="reference of the passage holding it, e.g. P2")
+
+
+class NextStep(dspy.Signature):
+    """You answer a question by searching a document collection, one step at a time.
+    Each step, either search for one missing fact (action "search", text = a short keyword
+    query naming a specific entity) or give the final answer (action "answer", text = the
+    short answer only: a name, date or number). Search for one fact at a time; never repeat
+    a query; answer as soon as the passages contain the answer."""
+
+    question: str = dspy.InputField()
+    trajectory: str = dspy.InputField(desc="your earlier searches and the passages they returned")
+    searches_left: int = dspy.InputField()
+    reasoning: str = dspy.OutputField(desc="one or two sentences: what is known, what is missing")
+    action: Literal["search", "answer"] = dspy.OutputField()
+    text: str = dspy.OutputField(desc="the search query, or the short final answer")
+
+
+class FinalAnswer(dspy.Signature):
+    """The search budget is spent. Give your best short answer to the question (a name, date
+    or number) from the passages found so far; guess if they do not say."""
+
+    question: str = dspy.InputField()
+    trajectory: str = dspy.InputField(desc="your searches and the passages they returned")
+    reasoning: str = dspy.OutputField(desc="one or two sentences")
+    answer: str = dspy.OutputField(desc="the short answer only")
+
+
+class ResearchStep(dspy.Signature):
+    """You write a hard multi-hop question whose answer comes from the seed document.
+    Plan backwards: start from a fact in the seed document and hide each entity behind a
+    description found in another passage, so that answering needs about `target_steps`
+    searches. Each step either search the collection for a passage about an entity of the
+    seed document or of a passage already found (action "search", query = that entity's
+    name), or stop researching (action "write") when the notes hold enough linked facts."""
+
+    document: str = dspy.InputField(desc="the seed document")
+    target_steps: int = dspy.InputField(desc="searches a solver should need")
+    feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
+    notes: str = dspy.InputField(desc="passages found so far, each with a reference like P2")
+    searches_left: int = dspy.InputField()
+    reasoning: str = dspy.OutputField(desc="one or two sentences: which link to follow next")
+    action: Literal["search", "write"] = dspy.OutputField()
+    query: str = dspy.OutputField(desc="the search query (ignored when writing)")
+
+
+class WriteQA(dspy.Signature):
+    """Write one question and its answer from the seed document and notes (reverse
+    formulation). Rules: the answer is a short, unique fact (entity, date or number) stated
+    in the seed document; the question is standalone (never says "the document" or "the
+    passage"), does not contain the answer, and is not a how/why question; it chains about
+    `target_steps` facts, each hidden behind a description, so that a solver must search for
+    each of them in turn. The plan lists those facts in the order a solver finds them, the
+    last one giving the answer."""
+
+    document: str = dspy.InputField(desc="the seed document, reference P1")
+    target_steps: int = dspy.InputField()
+    feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
+    notes: str = dspy.InputField(desc="passages found by research, with references")
+    reasoning: str = dspy.OutputField(desc="which chain of facts the question follows")
+    question: str = dspy.OutputField()
+    answer: str = dspy.OutputField(desc="short answer: a name, date or number")
+    answer_type: AnswerType = dspy.OutputField()
+    plan: list[PlanStep] = dspy.OutputField(desc="the hops a solver follows, in order")
+
+
+class ReviseQA(dspy.Signature):
+    """Revise a generated question that failed verification by a search agent.
+    If the failure is "too_easy", the agent answered in fewer searches than `target_steps`:
+    see which shortcut it used (a name or unique detail left in the question) and hide that
+    entity behind a description from another passage, adding hops. If the failure is
+    "incorrect", no attempt found the answer: see where the agent got lost and make the
+    question clearer or the answer better supported, or fix a wrong answer. Keep the answer
+    a short unique fact; standalone question, no how/why, answer not in the question."""
+
+    document: str = dspy.InputField(desc="the seed document, reference P1")
+    target_steps: int = dspy.InputField()
+    failure: Literal["too_easy", "incorrect"] = dspy.InputField()
+    current: str = dspy.InputField(desc="the current question, answer and plan")
+    generator_trace: str = dspy.InputField(desc="how the current question was researched")
+    search_trace: str = dspy.InputField(desc="the search agent's attempt at the question")
+    notes: str = dspy.InputField(desc="passages available, with references")
+    analysis: str = dspy.OutputField(desc="why it failed and what to change")
+    question: str = dspy.OutputField()
+    answer: str = dspy.OutputField(desc="short answer: a name, date or number")
+    answer_type: AnswerType = dspy.OutputField()
+    plan: list[PlanStep] = dspy.OutputField(desc="the hops a solver follows, in order")
+
+
+class JudgeAnswer(dspy.Signature):
+    """Decide whether a response answers the question with the gold answer. Extract the
+    final answer from the response, then say whether it means the same as the gold answer
+    or one of its aliases (same entity, date or number; formatting and units may differ)."""
+
+    question: str = dspy.InputField()
+    gold_answers: str = dspy.InputField(desc="the gold answer and its aliases, separated by |")
+    response: str = dspy.InputField()
+    extracted_answer: str = dspy.OutputField()
+    correct: bool = dspy.OutputField()

@@ -1,0 +1,57 @@
+"""SQuAD-style answer normalisation, exact match and token F1."""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—"})
+
+
+def normalize(text: str | None) -> str:
+    """Lower-case, strip accents, punctuation, articles and extra whitespace."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = text.replace(",", "") if re.fullmatch(r"[\d,.\s]+", text) else text
+    text = text.translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def tokens(text: str | None) -> list[str]:
+    return normalize(text).split()
+
+
+def exact_match(pred: str | None, gold: str | None) -> bool:
+    p = normalize(pred)
+    return bool(p) and p == normalize(gold)
+
+
+def token_f1(pred: str | None, gold: str | None) -> float:
+    p, g = tokens(pred), tokens(gold)
+    if not p or not g:
+        return 0.0
+    common = sum((Counter(p) & Counter(g)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_match(pred: str | None, golds: list[str]) -> tuple[bool, float]:
+    """(exact match with any gold, best token F1 over golds)."""
+    golds = [g for g in golds if g and g.strip()]
+    em = any(exact_match(pred, g) for g in golds)
+    f1 = max((token_f1(pred, g) for g in golds), default=0.0)
+    return em, f1
+
+
+def contains_answer(question: str, answer: str) -> bool:
+    """Whether the normalised answer appears as a whole phrase in the question."""
+    a, q = normalize(answer), normalize(question)
+    return bool(a) and f" {a} " in f" {q} "

@@ -1,0 +1,112 @@
+"""Test fixtures for the DSPy-module tests: a tiny in-memory retriever and a scripted LM.
+
+`OverlapRetriever` is a test fixture (BM25 over an in-memory list of passages), not a mock
+of Qdrant: it lets the module tests run without an index. `ScriptedLM` is DSPy's DummyLM
+with the JSON adapter, answering a fixed script of outputs in order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.utils.dummies import DummyLM
+
+from modules.passages import Passage
+
+_WORD = re.compile(r"\w+")
+_STOP = set(
+    "a an the of in on at to for by with and or is was were what which who whom when".split()
+)
+
+
+def _terms(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+class OverlapRetriever:
+    """BM25 ranking over an in-memory passage list (test fixture; satisfies `Retriever`)."""
+
+    def __init__(self, passages: list[Passage], k: int = 3):
+        self.passages = passages
+        self.k = k
+        self.queries: list[str] = []
+        self._tf = [Counter(_terms(f"{p.title} {p.title} {p.text}")) for p in passages]
+        self._len = [sum(tf.values()) for tf in self._tf]
+        self._avg = sum(self._len) / max(1, len(self._len))
+        df: Counter[str] = Counter()
+        for tf in self._tf:
+            df.update(tf.keys())
+        n = len(passages)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        self.queries.append(query)
+        q = _terms(query)
+        scores = []
+        for i, tf in enumerate(self._tf):
+            s = 0.0
+            for t in q:
+                f = tf.get(t, 0)
+                if f:
+                    norm = f + 1.2 * (0.25 + 0.75 * self._len[i] / self._avg)
+                    s += self._idf[t] * f * 2.2 / norm
+            scores.append(s)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: k or self.k]
+        p = self.passages
+        return [Passage(p[i].id, p[i].doc_id, p[i].title, p[i].text, scores[i]) for i in order]
+
+
+def load_corpus(path: Path) -> list[Passage]:
+    """A {id, title, text} JSONL corpus as passages (one passage per document)."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            out.append(Passage(id=d["id"], doc_id=d["id"], title=d["title"], text=d["text"]))
+    return out
+
+
+TOY_PASSAGES = [
+    Passage("p1", "d1", "Brennick", "Brennick is the capital of Tarvessa. It was founded in 1602."),
+    Passage(
+        "p2", "d2", "Symphony of the Shoals", "The Symphony of the Shoals was composed by Ada Venn."
+    ),
+    Passage("p3", "d3", "Ada Venn", "Ada Venn is a composer born in Brennick in 1950."),
+    Passage("p4", "d4", "Skellis", "Skellis is an island of Tarvessa known for its lighthouses."),
+]
+
+
+class ScriptedLM(DummyLM):
+    """DummyLM answering `outputs` in order, formatted as the JSON adapter expects.
+
+    A dict {"__raw__": text} is returned verbatim (to script malformed output). `prompts`
+    records the last user message of every call; `calls` counts them.
+    """
+
+    def __init__(self, outputs: list[dict[str, Any]]):
+        super().__init__(list(outputs), adapter=dspy.JSONAdapter())
+        self.n_scripted = len(outputs)
+        self.prompts: list[str] = []
+        engine = self._engine_spec
+        inner = engine._complete_messages
+
+        def record(messages):
+            self.prompts.append(messages[-1]["content"])
+            return inner(messages)
+
+        engine._complete_messages = record
+
+    @property
+    def calls(self) -> int:
+        return len(self.prompts)
+
+    def _format_answer_fields(self, field_names_and_values: dict[str, Any]):
+        if "__raw__" in field_names_and_values:
+            return field_names_and_values["__raw__"]
+        return super()._format_answer_fields(field_names_and_values)

@@ -1,0 +1,178 @@
+"""Every branch of the SAGE loop, driven by scripted LMs (DSPy DummyLM; no real model).
+
+The generator, the search agent and the judge each get their own ScriptedLM, so each
+test states exactly what every role answers, in order.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from modules.sage import RoundResult, Sage
+from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
+
+
+def lm(outputs):
+    scripted = ScriptedLM(outputs)
+    scripted.cache = False
+    return scripted
+
+
+def write(question="Who composed the symphony named after the shoals?", answer="Ada Venn"):
+    plan = [{"sub_question": "Who composed it?", "sub_answer": answer, "passage": "P2"}]
+    return [
+        {"reasoning": "enough", "action": "write", "query": ""},
+        {
+            "reasoning": "chain",
+            "question": question,
+            "answer": answer,
+            "answer_type": "entity",
+            "plan": plan,
+        },
+    ]
+
+
+def revise(question="Which composer born in the capital wrote the shoals symphony?"):
+    plan = [{"sub_question": "Who?", "sub_answer": "Ada Venn", "passage": "P2"}]
+    return [
+        {
+            "analysis": "hide the name",
+            "question": question,
+            "answer": "Ada Venn",
+            "answer_type": "entity",
+            "plan": plan,
+        }
+    ]
+
+
+def attempt(searches: int, answer: str):
+    steps = [
+        {"reasoning": "look", "action": "search", "text": f"query {i}"} for i in range(searches)
+    ]
+    return steps + [{"reasoning": "done", "action": "answer", "text": answer}]
+
+
+WRONG_JUDGE = {"extracted_answer": "Bo Lund", "correct": False}
+
+
+def make(gen, agent, judge=(), **kw) -> Sage:
+    return Sage(OverlapRetriever(TOY_PASSAGES), lm(gen), lm(agent), lm(list(judge)), **kw)
+
+
+def test_accept_at_round_zero():
+    seen: list[RoundResult] = []
+    sage = make(write(), attempt(2, "Ada Venn") + attempt(3, "ada venn"))
+    res = sage(document="Symphony doc", target_steps=2, attempts=2, rounds=2, on_round=seen.append)
+    assert [r.status for r in res.rounds] == ["accepted"] and seen == res.rounds
+    row = res.rounds[0].summary()
+    assert row["min_searches"] == 2 and row["n_correct"] == 2 and row["avg_at_k"] == 1.0
+    assert all(a.judgement["method"] == "exact" for a in res.rounds[0].attempts)
+
+
+def test_too_easy_gets_difficulty_feedback_then_accepts():
+    gen = lm(write() + revise())
+    sage = Sage(
+        OverlapRetriever(TOY_PASSAGES),
+        gen,
+        lm(attempt(1, "Ada Venn") + attempt(3, "Ada Venn")),
+        lm([]),
+    )
+    res = sage(document="Symphony doc", target_steps=3, attempts=1, rounds=2)
+    assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
+    assert res.rounds[1].mode == "revise:too_easy"
+    assert "too_easy" in gen.prompts[-1]  # the reviser was told the failure kind
+    assert "Final answer: Ada Venn (correct, 1 searches)" in gen.prompts[-1]  # best trace
+    assert res.rounds[1].candidate["question"].startswith("Which composer born")
+
+
+def test_incorrect_gets_correctness_feedback():
+    gen = lm(write() + revise())
+    agent = lm(attempt(1, "Bo Lund") + attempt(2, "Ada Venn"))
+    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([WRONG_JUDGE]))
+    res = sage(document="Symphony doc", target_steps=2, attempts=1, rounds=1)
+    assert [r.status for r in res.rounds] == ["incorrect", "accepted"]
+    assert res.rounds[0].attempts[0].judgement["method"] == "llm"
+    assert res.rounds[1].mode == "revise:incorrect" and "incorrect" in gen.prompts[-1]
+
+
+@pytest.mark.parametrize("keep, final", [(False, "discarded"), (True, "unverified")])
+def test_never_correct_is_discarded_or_kept_unverified(keep, final):
+    sage = make(
+        write() + revise(), attempt(1, "Bo Lund") * 2, [WRONG_JUDGE] * 2, keep_unverified=keep
+    )
+    res = sage(document="Symphony doc", target_steps=2, attempts=1, rounds=1)
+    assert [r.status for r in res.rounds] == ["incorrect", final]
+
+
+def test_resample_regenerates_instead_of_revising():
+    gen = lm(write() + write(question="Which city was Ada Venn born in?", answer="Brennick"))
+    agent = lm(attempt(1, "Ada Venn") + attempt(2, "Brennick"))
+    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([]))
+    res = sage(document="d", target_steps=2, attempts=1, rounds=1, strategy="resample")
+    assert [r.mode for r in res.rounds] == ["generate", "resample"]
+    assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
+    assert res.rounds[1].candidate["answer"] == "Brennick"
+
+
+def test_agent_search_budget_forces_an_answer():
+    agent = lm(attempt(5, "never")[:2] + [{"reasoning": "guess", "answer": "Ada Venn"}])
+    sage = make(write(), [], max_searches=2)
+    sage.agent.lm = agent
+    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    a = res.rounds[0].attempts[0]
+    assert a.n_searches == 2 and a.forced and a.answer == "Ada Venn"
+    assert res.rounds[0].status == "accepted"
+
+
+def test_generator_search_budget_forces_writing():
+    research = [{"reasoning": "more", "action": "search", "query": f"q{i}"} for i in range(3)]
+    final = write()[1]
+    sage = make(research + [final], attempt(2, "Ada Venn"), generator_searches=3)
+    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    kinds = [t["type"] for t in res.rounds[0].generator_trace]
+    assert kinds == ["search", "search", "search", "forced_write", "written"]
+
+
+def test_malformed_output_is_generation_failed_not_a_crash():
+    garbage = [{"__raw__": "not json at all"}]
+    sage = make(
+        [{"reasoning": "x", "action": "write", "query": ""}] + garbage * 2 + write(),
+        attempt(2, "Ada Venn"),
+    )
+    res = sage(document="d", target_steps=2, attempts=1, rounds=1)
+    assert [r.status for r in res.rounds] == ["generation_failed", "accepted"]
+    assert res.rounds[0].candidate is None and res.rounds[1].mode == "resample"
+
+
+def test_malformed_agent_steps_count_as_parse_failures():
+    agent = lm([{"__raw__": "{broken"}, {"__raw__": "{broken"}, {"reasoning": "r", "answer": "Bo"}])
+    sage = make(write(), [], [WRONG_JUDGE])
+    sage.agent.lm = agent
+    res = sage(document="d", target_steps=1, attempts=1, rounds=0)
+    a = res.rounds[0].attempts[0]
+    assert a.parse_failures == 2 and a.forced and not a.correct
+    assert res.rounds[0].status == "discarded"
+
+
+def test_resume_continues_after_the_saved_round():
+    first = make(write(), attempt(1, "Ada Venn"))
+    r0 = first(document="d", target_steps=3, attempts=1, rounds=0).rounds
+    assert [r.status for r in r0] == ["too_easy"]
+    saved = [RoundResult.from_dict(r0[0].to_dict())]  # as read back from a checkpoint
+    gen = lm(revise())
+    seen: list[RoundResult] = []
+    second = Sage(OverlapRetriever(TOY_PASSAGES), gen, lm(attempt(3, "Ada Venn")), lm([]))
+    res = second(
+        document="d", target_steps=3, attempts=1, rounds=1, resume_from=saved, on_round=seen.append
+    )
+    assert [r.round for r in seen] == [1] and gen.calls == 1  # round 0 was not redone
+    assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
+
+
+def test_finished_seed_is_not_rerun():
+    done = make(write(), attempt(2, "Ada Venn"))(
+        document="d", target_steps=2, attempts=1, rounds=0
+    ).rounds
+    again = make([], [])
+    res = again(document="d", target_steps=2, attempts=1, rounds=2, resume_from=done)
+    assert res.rounds == done
