@@ -21,6 +21,25 @@ SEARCH_R1_PROMPT = (
 
 Format = Literal["hf", "searchr1"]
 
+SEARCH_R1_SCHEMA = {
+    "data_source": pl.String(),
+    "prompt": pl.List(pl.Struct({"role": pl.String(), "content": pl.String()})),
+    "ability": pl.String(),
+    "reward_model": pl.Struct(
+        {"style": pl.String(), "ground_truth": pl.Struct({"target": pl.List(pl.String())})}
+    ),
+    "extra_info": pl.Struct(
+        {
+            "split": pl.String(),
+            "index": pl.Int64(),
+            "id": pl.String(),
+            "target_steps": pl.Int64(),
+            "min_searches": pl.Int64(),
+            "question": pl.String(),
+        }
+    ),
+}
+
 
 def load_dataset(run_dir: Path) -> pl.DataFrame:
     p = resolve_run_dir(run_dir) / "dataset.parquet"
@@ -49,7 +68,7 @@ def to_searchr1(df: pl.DataFrame, data_source: str, split: str = "train") -> pl.
                 },
             }
         )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=SEARCH_R1_SCHEMA)
 
 
 def export_run(run_dir: Path, fmt: Format, out: Path | None = None) -> Path:

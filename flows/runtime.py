@@ -105,6 +105,7 @@ class Runtime:
             on_round=hook,
             resume_from=resume or None,
             seed=f"{self.params.seed}:{seed['seed_id']}",
+            doc_id=seed["doc_id"],
         )
 
 

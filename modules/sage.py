@@ -189,11 +189,11 @@ class Sage(dspy.Module):
         self,
         document: str,
         s: int,
-        r: int,
         strategy: str,
         prev: RoundResult | None,
         rng: random.Random,
         rollout: int,
+        doc_id: str,
     ) -> tuple[str, GenResult]:
         regenerate = (
             prev is None
@@ -203,7 +203,7 @@ class Sage(dspy.Module):
         )
         if regenerate:
             mode = "generate" if prev is None else "resample"
-            return mode, self.generator(document, s, rollout_id=rollout)
+            return mode, self.generator(document, s, rollout_id=rollout, doc_id=doc_id)
         best = best_attempt(prev.attempts, rng)
         return f"revise:{prev.status}", self.reviser(
             document,
@@ -227,6 +227,7 @@ class Sage(dspy.Module):
         on_round: Callable[[RoundResult], None] | None = None,
         resume_from: list[RoundResult] | None = None,
         seed: Any = 0,
+        doc_id: str = "seed",
     ) -> SageResult:
         """Run rounds 0..R for one seed document; ``resume_from`` skips finished rounds."""
         if strategy not in STRATEGIES:
@@ -240,7 +241,7 @@ class Sage(dspy.Module):
         for r in range(len(done), rounds + 1):
             rollout = _seed_int(seed, r) % 100_000
             prev = done[-1] if done else None
-            mode, gen = self._produce(document, target_steps, r, strategy, prev, rng, rollout)
+            mode, gen = self._produce(document, target_steps, strategy, prev, rng, rollout, doc_id)
             meter = Meter()
             meter.add(gen.meter)
             if gen.candidate is None:

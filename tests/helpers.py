@@ -110,3 +110,70 @@ class ScriptedLM(DummyLM):
         if "__raw__" in field_names_and_values:
             return field_names_and_values["__raw__"]
         return super()._format_answer_fields(field_names_and_values)
+
+
+class RuleLM(DummyLM):
+    """A scripted LM whose output is a function of the prompt (for whole-flow tests).
+
+    `rule(prompt) -> dict of output fields`; `delay` seconds are slept per call so a test
+    can kill a run mid-way. Never a real model: name it as scripted wherever it is used.
+    """
+
+    def __init__(self, rule: Any, delay: float = 0.0):
+        super().__init__([], adapter=dspy.JSONAdapter())
+        self.cache = False
+        self.num_retries = 0  # transient errors reach the caller (the flow retries them)
+        self.prompts: list[str] = []
+        engine = self._engine_spec
+
+        def complete(messages):
+            import time
+
+            prompt = messages[-1]["content"]
+            self.prompts.append(prompt)
+            time.sleep(delay)
+            out = rule(prompt)
+            from dspy.lm15 import Message, Response, TextPart, Usage
+
+            return Response(
+                id=None,
+                model="scripted",
+                message=Message.assistant([TextPart(self._format_answer_fields(out))]),
+                finish_reason="stop",
+                usage=Usage(input_tokens=len(prompt) // 4, output_tokens=20),
+            )
+
+        engine._complete_messages = complete
+
+
+def demo_generator_rule(prompt: str) -> dict[str, Any]:
+    """Scripted generator: never researches; writes a fixed valid pair (or revision)."""
+    plan = [
+        {
+            "sub_question": "Who led the first ascent?",
+            "sub_answer": "Ferrin Vashti",
+            "passage": "P1",
+        }
+    ]
+    pair = {
+        "question": "Who led the first ascent of the highest mountain of Tarvessa?",
+        "answer": "Ferrin Vashti",
+        "answer_type": "entity",
+        "plan": plan,
+    }
+    if "generator_trace" in prompt:
+        return {"analysis": "scripted", **pair}
+    if "searches_left" in prompt:
+        return {"reasoning": "scripted", "action": "write", "query": ""}
+    return {"reasoning": "scripted", **pair}
+
+
+def demo_agent_rule(prompt: str) -> dict[str, Any]:
+    """Scripted agent: one search, then the answer; judge says correct."""
+    if "gold_answers" in prompt:
+        return {"extracted_answer": "Ferrin Vashti", "correct": True}
+    if "(no searches yet)" in prompt:
+        return {"reasoning": "scripted", "action": "search", "text": "Mount Oskarrow first ascent"}
+    if "searches_left" in prompt:
+        return {"reasoning": "scripted", "action": "answer", "text": "Ferrin Vashti"}
+    return {"reasoning": "scripted", "answer": "Ferrin Vashti"}
