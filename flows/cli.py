@@ -192,7 +192,7 @@ def _run_headline(summary: dict[str, Any]) -> str:
 @app.command("demo")
 def demo_cmd(
     ctx: typer.Context,
-    seeds: Annotated[int, typer.Option(help="Seed documents to process.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Seed documents to process.")] = 2,
     attempts: Annotated[int, typer.Option(help="Search-agent attempts K.")] = 2,
     rounds: Annotated[int, typer.Option(help="Feedback rounds R.")] = 1,
     run_id: Annotated[str | None, typer.Option(help="Run id (re-use to resume).")] = None,

@@ -18,10 +18,12 @@ DEMO_COLLECTION = "demo"
 
 @flow(name="sage-demo", validate_parameters=False)
 def demo(
-    seeds: int = 3,
+    seeds: int = 2,
     attempts: int = 2,
     rounds: int = 1,
     steps: str = "2-3",
+    max_searches: int = 4,
+    generator_searches: int = 3,
     run_id: str | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -36,6 +38,8 @@ def demo(
         rounds=rounds,
         steps=steps,
         run_id=run_id,
+        max_searches=max_searches,
+        generator_searches=generator_searches,
         settings_overrides=settings_overrides,
     )
     return {"index": index, **run}
