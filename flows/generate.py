@@ -282,7 +282,7 @@ def generate_dataset(
     summary = ds.finalise(store, plan, params)
     summary |= {
         "run_id": run_id,
-        "run_dir": str(store.path),
+        "run_dir": str(store.path.resolve()),
         "resumed": resumed,
         "stop_reason": stop_reason,
         "wall_seconds": round(time.perf_counter() - t0, 2),
