@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -201,10 +202,8 @@ class Generator(dspy.Module):
         meter: Meter,
         rollout_id: int | None,
     ) -> GenResult:
-        rule_feedback = feedback
-        error = None
-        for retry in (0, 1):
-            pred, err = safe_predict(
+        def predict(retry: int, hint: str) -> tuple[Any, str | None]:
+            return safe_predict(
                 self.write,
                 meter,
                 self.lm,
@@ -212,27 +211,42 @@ class Generator(dspy.Module):
                 sample_config(_rid(rollout_id, 900 + retry), None, retry),
                 document=clip(document, 2400),
                 target_steps=target_steps,
-                feedback=rule_feedback,
+                feedback=f"{feedback}; the last attempt broke a rule: {hint}" if hint else feedback,
                 notes=render_notes(notes, self.passage_chars, self.notes_chars),
             )
-            if err:
-                error = err
-                trace.append({"type": "parse_failure", "error": err})
-                continue
-            cand = candidate_from(pred, notes)
-            error = check_candidate(cand.question, cand.answer)
-            trace.append(
-                {
-                    "type": "written",
-                    "reasoning": pred.reasoning,
-                    **cand.to_dict(),
-                    "rule_violation": error,
-                }
-            )
-            if error is None:
-                return GenResult(cand, trace, notes, meter)
-            rule_feedback = f"{feedback}; the last attempt broke a rule: {error}"
-        return GenResult(None, trace, notes, meter, error)
+
+        return pair_with_retry(
+            predict,
+            notes,
+            trace,
+            meter,
+            lambda pred: {"type": "written", "reasoning": pred.reasoning},
+        )
+
+
+def pair_with_retry(
+    predict: Callable[[int, str], tuple[Any, str | None]],
+    notes: list[dict[str, Any]],
+    trace: list[dict[str, Any]],
+    meter: Meter,
+    describe: Callable[[Any], dict[str, Any]],
+) -> GenResult:
+    """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
+    the second try) is recorded in the trace. No valid pair gives a GenResult without one."""
+    error, hint = None, ""
+    for retry in (0, 1):
+        pred, err = predict(retry, hint)
+        if err:
+            error = err
+            trace.append({"type": "parse_failure", "error": err})
+            continue
+        cand = candidate_from(pred, notes)
+        error = check_candidate(cand.question, cand.answer)
+        trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
+        if error is None:
+            return GenResult(cand, trace, notes, meter)
+        hint = error
+    return GenResult(None, trace, notes, meter, error)
 
 
 def _rid(rollout_id: int | None, step: int) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 
 from modules.agent import Meter, clip, render_trajectory, safe_predict, sample_config
-from modules.generator import Candidate, Generator, GenResult, candidate_from, check_candidate
+from modules.generator import Candidate, Generator, GenResult, pair_with_retry
 from modules.generator import render_notes as _notes
 from modules.signatures import ReviseQA
 
@@ -84,10 +84,9 @@ class Reviser(dspy.Module):
                 self.search_budget,
                 rollout_id,
             )
-        error = None
-        extra = ""
-        for retry in (0, 1):
-            pred, err = safe_predict(
+
+        def predict(retry: int, hint: str) -> tuple[Any, str | None]:
+            return safe_predict(
                 self.revise,
                 meter,
                 self.lm,
@@ -96,27 +95,17 @@ class Reviser(dspy.Module):
                 document=clip(document, 2400),
                 target_steps=target_steps,
                 failure=failure,
-                current=candidate.render() + extra,
+                current=candidate.render()
+                + (f"\n(Your last revision broke a rule: {hint})" if hint else ""),
                 generator_trace=render_generator_trace(generator_trace),
                 search_trace=render_attempt(best_attempt),
                 notes=_notes(notes, self.generator.passage_chars, self.generator.notes_chars),
             )
-            if err:
-                error = err
-                trace.append({"type": "parse_failure", "error": err})
-                continue
-            cand = candidate_from(pred, notes)
-            error = check_candidate(cand.question, cand.answer)
-            trace.append(
-                {
-                    "type": "revised",
-                    "failure": failure,
-                    "analysis": pred.analysis,
-                    **cand.to_dict(),
-                    "rule_violation": error,
-                }
-            )
-            if error is None:
-                return GenResult(cand, trace, notes, meter)
-            extra = f"\n(Your last revision broke a rule: {error})"
-        return GenResult(None, trace, notes, meter, error)
+
+        return pair_with_retry(
+            predict,
+            notes,
+            trace,
+            meter,
+            lambda pred: {"type": "revised", "failure": failure, "analysis": pred.analysis},
+        )
