@@ -145,6 +145,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed for the seed plan.")] = 0,
     run_id: Annotated[str | None, typer.Option(help="Run id; re-use it to resume.")] = None,
     concurrency: Annotated[int, typer.Option(help="Seeds processed at once.")] = 1,
+    attempt_workers: Annotated[
+        int, typer.Option(help="K attempts run in parallel (useful with a served LLM).")
+    ] = 1,
     budget_tokens: Annotated[int | None, typer.Option(help="Stop cleanly after this.")] = None,
     keep_unverified: Annotated[bool, typer.Option(help="Keep never-verified pairs.")] = False,
     max_searches: Annotated[int, typer.Option(help="Search-agent budget.")] = 10,
@@ -167,6 +170,7 @@ def generate(
         seed=seed,
         run_id=run_id,
         concurrency=concurrency,
+        attempt_workers=attempt_workers,
         budget_tokens=budget_tokens,
         keep_unverified=keep_unverified,
         max_searches=max_searches,

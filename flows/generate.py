@@ -57,6 +57,7 @@ class GenerateParams:
     seed: int = 0
     run_id: str | None = None
     concurrency: int = 1
+    attempt_workers: int = 1
     budget_tokens: int | None = None
     keep_unverified: bool = False
     max_searches: int = 10
@@ -68,6 +69,8 @@ class GenerateParams:
             raise SageError(f"--strategy {self.strategy!r}: use feedback or resample")
         if self.attempts < 1 or self.rounds < 0:
             raise SageError("--attempts must be >= 1 and --rounds >= 0")
+        if self.concurrency < 1 or self.attempt_workers < 1:
+            raise SageError("--concurrency and --attempt-workers must be >= 1")
         if (self.n is None) == (self.seeds is None):
             raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
         if (self.n or 1) < 1 or (self.seeds or 1) < 1:
@@ -206,6 +209,7 @@ def generate_dataset(
     seed: int = 0,
     run_id: str | None = None,
     concurrency: int = 1,
+    attempt_workers: int = 1,
     budget_tokens: int | None = None,
     keep_unverified: bool = False,
     max_searches: int = 10,
@@ -228,6 +232,7 @@ def generate_dataset(
         seed=seed,
         run_id=run_id,
         concurrency=concurrency,
+        attempt_workers=attempt_workers,
         budget_tokens=budget_tokens,
         keep_unverified=keep_unverified,
         max_searches=max_searches,

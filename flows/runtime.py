@@ -61,6 +61,7 @@ class Runtime:
             max_searches=params.max_searches,
             generator_searches=params.generator_searches,
             keep_unverified=params.keep_unverified,
+            attempt_workers=params.attempt_workers,
         )
         if params.program:
             path = Path(params.program)

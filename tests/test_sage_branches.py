@@ -176,3 +176,20 @@ def test_finished_seed_is_not_rerun():
     again = make([], [])
     res = again(document="d", target_steps=2, attempts=1, rounds=2, resume_from=done)
     assert res.rounds == done
+
+
+def test_parallel_attempts_are_distinct_and_complete():
+    from tests.helpers import RuleLM, demo_agent_rule, demo_generator_rule
+
+    agent = RuleLM(demo_agent_rule)
+    sage = Sage(
+        OverlapRetriever(TOY_PASSAGES),
+        RuleLM(demo_generator_rule),
+        agent,
+        RuleLM(demo_agent_rule),
+        attempt_workers=3,
+    )
+    res = sage(document="d", target_steps=1, attempts=3, rounds=0)
+    atts = res.rounds[0].attempts
+    assert [a.index for a in atts] == [0, 1, 2] and all(a.correct for a in atts)
+    assert len(agent.prompts) == 6  # 3 attempts x (search step + answer step)
