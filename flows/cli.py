@@ -156,9 +156,19 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a SAGE dataset; prints the run directory. Re-running a --run-id resumes it."""
-    from flows.generate import generate_dataset
+    from flows.generate import GenerateParams, generate_dataset
 
     settings: Settings = ctx.obj.settings()
+    GenerateParams(
+        n=n,
+        seeds=seeds,
+        steps=steps,
+        rounds=rounds,
+        attempts=attempts,
+        strategy=strategy,
+        concurrency=concurrency,
+        attempt_workers=attempt_workers,
+    ).validate()  # fail before Prefect starts
     summary = generate_dataset(
         collection=collection or settings.collection,
         n=n,

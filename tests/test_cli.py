@@ -80,3 +80,25 @@ def test_models_verify_on_empty_dir_fails_with_reason(tmp_path):
     res = run("models", "verify", env={"SAGE_MODELS_DIR": str(tmp_path)})
     assert res.returncode == 1
     assert "sage models pull" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--seeds", "1", "--steps", "9-3"], "--steps '9-3': the range is empty"),
+        (["--steps", "2"], "exactly one of --n"),
+        (["--seeds", "1", "--strategy", "greedy"], "--strategy 'greedy'"),
+    ],
+)
+def test_generate_rejects_bad_options_before_starting(tmp_path, args, msg):
+    res = run("generate", *args, cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"sage: error: {res.stderr.split('error: ')[1].strip()}"
+    ]
+    assert msg in res.stderr and not (tmp_path / "runs").exists()
+
+
+def test_export_of_a_non_run_names_the_directory(tmp_path):
+    res = run("export", str(tmp_path))
+    assert res.returncode == 1 and f"{tmp_path}: not a sage run directory" in res.stderr
