@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -159,17 +159,7 @@ def generate(
     from flows.generate import GenerateParams, generate_dataset
 
     settings: Settings = ctx.obj.settings()
-    GenerateParams(
-        n=n,
-        seeds=seeds,
-        steps=steps,
-        rounds=rounds,
-        attempts=attempts,
-        strategy=strategy,
-        concurrency=concurrency,
-        attempt_workers=attempt_workers,
-    ).validate()  # fail before Prefect starts
-    summary = generate_dataset(
+    params = GenerateParams(
         collection=collection or settings.collection,
         n=n,
         seeds=seeds,
@@ -186,8 +176,9 @@ def generate(
         max_searches=max_searches,
         generator_searches=generator_searches,
         program=program,
-        settings_overrides=ctx.obj.overrides,
     )
+    params.validate()  # fail before Prefect starts
+    summary = generate_dataset(**asdict(params), settings_overrides=ctx.obj.overrides)
     emit(summary, as_json, _run_headline(summary))
 
 
