@@ -20,7 +20,7 @@ class Judgement:
     """Whether one response answers the question with the gold answer."""
 
     correct: bool
-    method: str  # exact | f1 | llm | number_guard | empty | llm_failed
+    method: str  # exact | f1 | llm | number_guard | overlap_guard | empty | llm_failed
     extracted: str | None = None
     f1: float = 0.0
 
@@ -37,7 +37,10 @@ class Judge(dspy.Module):
 
     Exact match or F1 >= ``f1_accept`` decides without a model. Otherwise the LLM extracts
     the answer and judges; when the gold answer holds numbers that the response lacks, the
-    response is judged wrong whatever the model says (small models over-accept).
+    response is judged wrong whatever the model says, and with ``require_overlap`` an LLM
+    "correct" needs at least one token shared with a gold answer (small models over-accept:
+    the 0.5B local judge accepted "Tarvassa Island" for "Ilvaro"). Turn it off for a strong
+    judge that must accept token-disjoint paraphrases ("JFK" for "John F. Kennedy").
     """
 
     def __init__(
@@ -46,12 +49,14 @@ class Judge(dspy.Module):
         adapter: Any | None = None,
         f1_accept: float = 0.8,
         use_llm: bool = True,
+        require_overlap: bool = True,
     ):
         super().__init__()
         self.lm = lm
         self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
         self.f1_accept = f1_accept
         self.use_llm = use_llm
+        self.require_overlap = require_overlap
         self.judge = dspy.Predict(JudgeAnswer)
 
     def forward(
@@ -87,4 +92,7 @@ class Judge(dspy.Module):
         )
         if pred is None:
             return Judgement(False, "llm_failed", None, f1)
-        return Judgement(bool(pred.correct), "llm", str(pred.extracted_answer), f1)
+        extracted = str(pred.extracted_answer)
+        if pred.correct and self.require_overlap and f1 == 0.0:
+            return Judgement(False, "overlap_guard", extracted, f1)
+        return Judgement(bool(pred.correct), "llm", extracted, f1)
