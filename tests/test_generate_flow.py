@@ -130,7 +130,6 @@ def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir):
     run = Path(summary["run_dir"])
     for name in (
         "dataset.parquet",
-        "dataset.jsonl",
         "candidates.parquet",
         "traces.jsonl",
         "manifest.json",
@@ -139,6 +138,8 @@ def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir):
         "plot_rounds.png",
     ):
         assert (run / name).stat().st_size > 0, name
+    accepted = (run / "dataset.jsonl").read_text().splitlines()  # empty when nothing passed
+    assert len(accepted) == summary["accepted"]
     assert pl.read_parquet(run / "dataset.parquet").schema == pl.Schema(DATASET_SCHEMA)
     cands = pl.read_parquet(run / "candidates.parquet")
     assert cands.schema == pl.Schema(CANDIDATE_SCHEMA) and cands.height >= 1
