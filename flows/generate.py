@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dspy.utils.exceptions import LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -22,9 +21,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-from qdrant_client.http.exceptions import ResponseHandlingException
 
 from flows import dataset as ds
+from flows.retrying import is_transient
 from flows.run_store import RunStore
 from flows.runtime import Runtime
 from flows.seeds import parse_steps, plan_seeds
@@ -32,15 +31,6 @@ from modules.errors import SageError
 from modules.settings import Settings, load_settings
 
 RESUME_KEYS = ("collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds")
-TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    LMRateLimitError,
-    LMServerError,
-    LMTimeoutError,
-    LMTransportError,
-    ResponseHandlingException,
-)
 
 
 @dataclass
@@ -166,20 +156,10 @@ class Ledger:
             return ds.count_accepted(self.done)
 
 
-def _is_transient(task_obj, task_run, state) -> bool:  # Prefect retry_condition_fn
-    try:
-        state.result()
-    except TRANSIENT:
-        return True
-    except Exception:
-        return False
-    return False
-
-
 @task(
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=_is_transient,
+    retry_condition_fn=is_transient,
     cache_policy=NO_CACHE,
     task_run_name="seed-{seed[seed_id]}",
 )

@@ -13,7 +13,9 @@ from typing import Any
 import dspy
 
 from modules import qdrant_store
+from modules.agent import SearchAgent
 from modules.errors import SageError
+from modules.judge import Judge
 from modules.lm import build_lm, lm_config
 from modules.retriever import QdrantRetriever, open_retriever
 from modules.settings import Settings
@@ -108,6 +110,20 @@ class Runtime:
             seed=f"{self.params.seed}:{seed['seed_id']}",
             doc_id=seed["doc_id"],
         )
+
+
+def open_solver(
+    settings: Settings, collection: str, max_searches: int
+) -> tuple[SearchAgent, Judge, str]:
+    """The search agent and judge for evaluation or re-verification, on ``collection``."""
+    configure_lm_cache(settings)
+    retriever = open_retriever(settings, collection=collection, k=3)
+    version = qdrant_store.resolve(retriever.client, collection)
+    agent = SearchAgent(
+        retriever, build_lm(lm_config(settings, "agent")), max_searches=max_searches
+    )
+    judge = Judge(build_lm(lm_config(settings, "judge")))
+    return agent, judge, version
 
 
 def round_record(seed: dict[str, Any], rr: Any, params: Any) -> dict[str, Any]:

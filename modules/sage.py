@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dspy
 
-from modules.agent import AgentResult, Meter, SearchAgent
+from modules.agent import Meter, SearchAgent
 from modules.generator import Candidate, Generator, GenResult
 from modules.judge import Judge
 from modules.passages import Retriever
 from modules.reviser import Reviser
+from modules.solver import Attempt, run_attempts
 
 STRATEGIES = ("feedback", "resample")
-
-
-@dataclass
-class Attempt:
-    """One search-agent attempt and its judgement."""
-
-    index: int
-    answer: str | None
-    n_searches: int
-    correct: bool
-    judgement: dict[str, Any]
-    trace: list[dict[str, Any]]
-    meter: dict[str, Any]
-    parse_failures: int = 0
-    step_calls: int = 0
-    forced: bool = False
 
 
 @dataclass
@@ -151,39 +134,12 @@ class Sage(dspy.Module):
         self.attempt_workers = max(1, attempt_workers)
 
     # -- one round ------------------------------------------------------------------------
-    def _attempt(self, question: str, cand: Candidate, i: int, rollout: int) -> Attempt:
-        res: AgentResult = self.agent(
-            question, rollout_id=rollout, temperature=self.agent_temperature
-        )
-        jm = Meter()
-        j = self.judge(question, cand.answer, res.answer, meter=jm)
-        meter = res.meter
-        meter.add(jm)
-        return Attempt(
-            index=i,
-            answer=res.answer,
-            n_searches=res.n_searches,
-            correct=j.correct,
-            judgement=j.to_dict(),
-            trace=res.trace,
-            meter=meter.to_dict(),
-            parse_failures=res.parse_failures,
-            step_calls=res.step_calls,
-            forced=res.forced,
-        )
-
     def run_attempts(self, cand: Candidate, k: int, base: int) -> list[Attempt]:
-        """K attempts with distinct rollout ids (distinct samples, never one cached answer)."""
-        if self.attempt_workers == 1 or k == 1:
-            return [self._attempt(cand.question, cand, i, base + i) for i in range(k)]
-        with ThreadPoolExecutor(self.attempt_workers) as pool:
-            futs = [
-                pool.submit(
-                    contextvars.copy_context().run, self._attempt, cand.question, cand, i, base + i
-                )
-                for i in range(k)
-            ]
-            return [f.result() for f in futs]
+        """K judged attempts at the candidate question (distinct rollout ids)."""
+        return run_attempts(
+            self.agent, self.judge, cand.question, [cand.answer], k, base,
+            self.agent_temperature, self.attempt_workers,
+        )  # fmt: skip
 
     def _produce(
         self,
