@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows import cli_index
+from flows import cli_eval, cli_index
 from modules.errors import SageError
 from modules.model_store import ModelVerificationError
 from modules.settings import Settings, load_settings
@@ -236,6 +236,7 @@ def export(
 
 
 cli_index.register(app)
+cli_eval.register(app)
 
 
 def main() -> None:

@@ -65,7 +65,8 @@ class RunStore:
                         f"run {self.run_id!r} exists with {key}={old['params'].get(key)!r}, "
                         f"not {manifest['params'].get(key)!r}: use another --run-id to change it"
                     )
-            manifest = {**manifest, "seeds": old["seeds"], "created": old.get("created")}
+            kept = {k: old[k] for k in ("seeds", "questions", "created") if k in old}
+            manifest = {**manifest, **kept}  # the original plan and creation time stand
             manifest["resumed"] = int(old.get("resumed", 0)) + 1
             self.write_json(MANIFEST, manifest)
             return True
