@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from flows.html_report import write_html_report
 from flows.metrics import candidates_frame, compute_metrics
 from flows.report import write_report
 from flows.run_store import RunStore
@@ -107,5 +108,6 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     metrics["processed_seeds"] = len(done)
     store.write_json("metrics.json", metrics)
     write_report(store.path, store.read_manifest(), metrics)
+    write_html_report(store.path)
     store.mark_latest()
     return {"accepted": len(rows), "metrics": metrics}

@@ -118,3 +118,64 @@ class JudgeAnswer(dspy.Signature):
     response: str = dspy.InputField()
     extracted_answer: str = dspy.OutputField()
     correct: bool = dspy.OutputField()
+
+
+TooEasyCause = Literal[
+    "information_co_location",
+    "overly_specific_question",
+    "multi_query_collapse",
+    "superficial_complexity",
+]
+IncorrectCause = Literal[
+    "retrieval_failure", "agent_reasoning_error", "generator_error", "ambiguous_question"
+]
+ReasoningType = Literal[
+    "bridging", "inference", "calculation", "temporal", "comparison", "conflict_resolution",
+    "aggregation", "other",
+]  # fmt: skip
+
+
+class TagTooEasy(dspy.Signature):
+    """A generated question was meant to need `target_steps` searches, but a search agent
+    answered it in fewer. From the question, its plan and the agent's fastest trace, name
+    the cause. information_co_location: one passage held several hops' facts.
+    overly_specific_question: a name or unique detail in the question let one query find
+    the answer. multi_query_collapse: one query retrieved passages for several hops at once.
+    superficial_complexity: the question looks multi-hop but its extra clauses are not
+    needed to find the answer."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.InputField()
+    target_steps: int = dspy.InputField()
+    plan: str = dspy.InputField(desc="the generator's answering plan")
+    search_trace: str = dspy.InputField(desc="the agent's fastest correct attempt")
+    cause: TooEasyCause = dspy.OutputField()
+    explanation: str = dspy.OutputField(desc="one sentence")
+
+
+class TagIncorrect(dspy.Signature):
+    """No search-agent attempt found the gold answer of a generated question. From the
+    question, its plan and an agent trace, name the cause. retrieval_failure: the searches
+    never returned the passages the plan needs. agent_reasoning_error: the needed passages
+    were retrieved but the agent drew the wrong answer. generator_error: the gold answer or
+    plan is wrong or unsupported. ambiguous_question: several answers fit the question."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.InputField()
+    plan: str = dspy.InputField(desc="the generator's answering plan")
+    search_trace: str = dspy.InputField(desc="one of the agent's attempts")
+    cause: IncorrectCause = dspy.OutputField()
+    explanation: str = dspy.OutputField(desc="one sentence")
+
+
+class TagReasoning(dspy.Signature):
+    """Name the kinds of reasoning a solver needs for this question, from its plan.
+    bridging: an entity found in one passage leads to the next search. inference: a fact
+    must be deduced, not read. calculation: arithmetic on found numbers. temporal: dates or
+    order in time. comparison: two entities compared. conflict_resolution: sources disagree.
+    aggregation: counting or collecting several facts. other: none of these."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.InputField()
+    plan: str = dspy.InputField(desc="the generator's answering plan")
+    reasoning_types: list[ReasoningType] = dspy.OutputField(desc="one to three kinds")
