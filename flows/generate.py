@@ -53,6 +53,7 @@ class GenerateParams:
     max_searches: int = 10
     generator_searches: int = 20
     program: str | None = None
+    prefer_docs: list[str] | None = None  # seed these documents first (e.g. new ones)
 
     def validate(self) -> None:
         if self.strategy not in ("feedback", "resample"):
@@ -195,6 +196,7 @@ def generate_dataset(
     max_searches: int = 10,
     generator_searches: int = 20,
     program: str | None = None,
+    prefer_docs: list[str] | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """SAGE generation with per-round checkpoints; re-running a run id resumes it.
@@ -218,6 +220,7 @@ def generate_dataset(
         max_searches=max_searches,
         generator_searches=generator_searches,
         program=program,
+        prefer_docs=prefer_docs,
     )
     settings = load_settings(**(settings_overrides or {}))
     logger = get_run_logger()
@@ -228,7 +231,7 @@ def generate_dataset(
     runtime = Runtime.open(params, settings)
     steps = parse_steps(params.steps)
     n_plan = params.seeds or max(4 * (params.n or 0), (params.n or 0) + 8)
-    plan = plan_seeds(runtime.doc_ids(), steps, n_plan, params.seed)
+    plan = plan_seeds(runtime.doc_ids(), steps, n_plan, params.seed, params.prefer_docs)
     manifest = build_manifest(
         params, settings, run_id, plan, runtime.collection_version, runtime.program_hash
     )

@@ -152,6 +152,7 @@ def index_corpus(
         raise SageError(f"a plain collection named {name!r} exists; choose another --collection")
     current = qdrant_store.alias_target(client, name)
     embedded = copied = deleted = 0
+    changed_docs: list[str] = []  # documents with a new or changed passage in this build
     artifact = create_progress_artifact(0.0, key=_artifact_key(name), description=version)
     if qdrant_store.is_complete(client, version):
         log.info("%s is already built; nothing to embed", version)
@@ -160,6 +161,7 @@ def index_corpus(
         old = existing_ids_task(location, key, current) if current else set()
         reuse = [pid for pid in unique if pid in old]
         todo = [p for pid, p in unique.items() if pid not in old]
+        changed_docs = sorted({p.doc_id for p in todo}) if current else []
         deleted = len(old - unique.keys())
         meta = {"corpus_hash": chash, "passages": len(unique), "source": str(path),
                 "chunk_words": chunk_words, "overlap_words": overlap_words}  # fmt: skip
@@ -191,6 +193,7 @@ def index_corpus(
         "embedded": embedded,
         "reused": copied,
         "deleted": deleted,
+        "changed_docs": changed_docs,
         "duplicates": read.duplicates + (len(passages) - len(unique)),
         "rejects": len(read.rejects),
         "rejects_file": rejects_file,

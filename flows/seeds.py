@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Collection
 from typing import Any
 
 from modules.errors import SageError
@@ -29,13 +30,18 @@ def parse_steps(spec: str) -> dict[int, int | None]:
 
 
 def plan_seeds(
-    doc_ids: list[str], steps: dict[int, int | None], n_seeds: int, seed: int
+    doc_ids: list[str],
+    steps: dict[int, int | None],
+    n_seeds: int,
+    seed: int,
+    prefer: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """An ordered seed plan; the same inputs always give the same plan.
 
     With quotas, targets follow the quotas (in a shuffled order) and ``n_seeds`` is ignored
     beyond them; otherwise each seed draws S uniformly from the range. Documents are drawn
-    without replacement and reused only when the corpus is smaller than the plan.
+    without replacement and reused only when the corpus is smaller than the plan. Documents
+    in ``prefer`` (e.g. new or changed ones) come first, in a seeded order.
     """
     if not doc_ids:
         raise SageError("the collection has no documents to seed from")
@@ -47,8 +53,12 @@ def plan_seeds(
     else:
         choices = sorted(steps)
         targets = [rng.choice(choices) for _ in range(n_seeds)]
-    order = sorted(doc_ids)
-    rng.shuffle(order)
+    wanted = set(prefer or ()) & set(doc_ids)
+    first = sorted(wanted)
+    rest = sorted(set(doc_ids) - wanted)
+    rng.shuffle(first)
+    rng.shuffle(rest)
+    order = first + rest
     plan = []
     for i, target in enumerate(targets):
         plan.append(
