@@ -20,6 +20,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows import futures
+from flows.interrupts import prompt_exit
 from flows.qa_sets import FORMATS, QAItem, load_qa
 from flows.retrying import is_transient
 from flows.run_store import RunStore
@@ -271,11 +273,12 @@ def evaluate_agent(
     todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
     logger.info("evaluation %s: %d questions, %d already done", run_id, len(items), len(done))
     t0 = time.perf_counter()
-    for i, it in todo:  # one question at a time: the agent's LM is the bottleneck
-        try:
-            solve_question.submit(it, solver, store, i).result()
-        except Exception as exc:  # a question that keeps failing is logged, not fatal
-            logger.error("question %s failed: %s", it.id, exc)
+    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; answered questions are kept
+        for i, it in todo:  # one question at a time: the agent's LM is the bottleneck
+            try:
+                futures.result(solve_question.submit(it, solver, store, i))
+            except Exception as exc:  # a question that keeps failing is logged, not fatal
+                logger.error("question %s failed: %s", it.id, exc)
     metrics = finalise_eval(store)
     key = "sage-eval-" + hashlib.sha1(run_id.encode()).hexdigest()[:10]
     create_table_artifact(

@@ -23,6 +23,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows import dataset as ds
+from flows import futures
+from flows.interrupts import prompt_exit
 from flows.retrying import is_transient
 from flows.run_store import RunStore
 from flows.runtime import Runtime
@@ -251,22 +253,23 @@ def generate_dataset(
     pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
     finished = len(plan) - len(pending)
     stop_reason = "plan exhausted"
-    while pending:
-        if params.n is not None and ledger.accepted() >= params.n:
-            stop_reason = f"{params.n} accepted items reached"
-            break
-        if ledger.exhausted:
-            stop_reason = f"token budget {params.budget_tokens} spent"
-            break
-        wave, pending = pending[:batch], pending[batch:]
-        futures = [process_seed.submit(s, runtime, ledger) for s in wave]
-        for s, fut in zip(wave, futures, strict=True):
-            try:
-                fut.result()
-            except Exception as exc:  # a seed that keeps failing is logged, not fatal
-                logger.error("seed %s failed: %s", s["seed_id"], exc)
-            finished += 1
-        update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
+    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
+        while pending:
+            if params.n is not None and ledger.accepted() >= params.n:
+                stop_reason = f"{params.n} accepted items reached"
+                break
+            if ledger.exhausted:
+                stop_reason = f"token budget {params.budget_tokens} spent"
+                break
+            wave, pending = pending[:batch], pending[batch:]
+            futs = [process_seed.submit(s, runtime, ledger) for s in wave]
+            for s, fut in zip(wave, futs, strict=True):
+                try:
+                    futures.result(fut)
+                except Exception as exc:  # a seed that keeps failing is logged, not fatal
+                    logger.error("seed %s failed: %s", s["seed_id"], exc)
+                finished += 1
+            update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
     summary = ds.finalise(store, plan, params)
     summary |= {
         "run_id": run_id,

@@ -24,6 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows import dataset as ds
+from flows import futures
+from flows.interrupts import prompt_exit
 from flows.retrying import is_transient
 from flows.run_store import RunStore, resolve_run_dir
 from flows.runtime import open_solver
@@ -238,25 +240,26 @@ def validate_run(
     checked = {r["id"] for r in vstore.load_rounds() if r["kind"] == "item"}
     tagged = {r["seed_id"] for r in vstore.load_rounds() if r["kind"] == "rejected"}
     by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
-    for it in items:
-        if it["id"] not in checked and (params.reverify or params.tag):
-            cand = (by_id.get(it["id"], [{}])[-1].get("detail") or {}).get("candidate") or {}
-            try:
-                check_item.submit(it, cand, tools, vstore).result()
-            except Exception as exc:
-                logger.error("item %s failed: %s", it["id"], exc)
-    accepted_ids = {i["id"] for i in items}
-    rejected = [
-        (sid, rs) for sid, rs in sorted(done.items())
-        if f"{manifest['run_id']}:{sid}" not in accepted_ids and rs
-    ]  # fmt: skip
-    budget = params.max_tagged if params.max_tagged is not None else len(rejected)
-    for sid, rs in rejected[:budget]:
-        if sid not in tagged:
-            try:
-                tag_rejected.submit(sid, rs, tools, vstore).result()
-            except Exception as exc:
-                logger.error("tagging seed %s failed: %s", sid, exc)
+    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; checked items are kept
+        for it in items:
+            if it["id"] not in checked and (params.reverify or params.tag):
+                cand = (by_id.get(it["id"], [{}])[-1].get("detail") or {}).get("candidate") or {}
+                try:
+                    futures.result(check_item.submit(it, cand, tools, vstore))
+                except Exception as exc:
+                    logger.error("item %s failed: %s", it["id"], exc)
+        accepted_ids = {i["id"] for i in items}
+        rejected = [
+            (sid, rs) for sid, rs in sorted(done.items())
+            if f"{manifest['run_id']}:{sid}" not in accepted_ids and rs
+        ]  # fmt: skip
+        budget = params.max_tagged if params.max_tagged is not None else len(rejected)
+        for sid, rs in rejected[:budget]:
+            if sid not in tagged:
+                try:
+                    futures.result(tag_rejected.submit(sid, rs, tools, vstore))
+                except Exception as exc:
+                    logger.error("tagging seed %s failed: %s", sid, exc)
     summary = finalise_validation(vstore, items, done, manifest, retriever, settings, params)
     vstore.mark_latest()
     create_table_artifact(

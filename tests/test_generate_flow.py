@@ -86,6 +86,33 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(workdir):
     assert manifest["resumed"] == 1
 
 
+def test_sigterm_exits_at_once_and_the_run_resumes(workdir):
+    """SIGTERM while a seed is in flight (each scripted LM call sleeps 3 s) leaves at once,
+    takes the ephemeral Prefect API down with it, and the run then resumes to completion."""
+    import psutil
+
+    ckpt = workdir / "runs" / "term" / "checkpoints.jsonl"
+    proc = _driver(workdir, "term", delay=3.0, fail_first=0, seeds=2)
+    deadline = time.time() + 240
+    while not _lines(ckpt) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None and _lines(ckpt), "no round was checkpointed before the signal"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert time.time() - t0 < 15, "SIGTERM waited for the seed in flight"
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "sage: terminated" in out
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind: {[c.cmdline() for c in alive]}"
+    proc = _driver(workdir, "term", delay=0.0, fail_first=0, seeds=2)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    seeds = {json.loads(x)["seed_id"] for x in _lines(ckpt)}
+    assert seeds == {"s00000", "s00001"}
+
+
 def test_transient_lm_failure_is_retried_by_the_task(workdir):
     proc = _driver(workdir, "retry", delay=0.0, fail_first=2, seeds=1)
     out, _ = proc.communicate(timeout=300)
