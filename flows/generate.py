@@ -249,26 +249,31 @@ def generate_dataset(
     )
     progress = create_progress_artifact(progress=0.0, description=f"sage run {run_id}")
     t0 = time.perf_counter()
-    batch = max(1, params.concurrency)
+    limit = max(1, params.concurrency)
     pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
     finished = len(plan) - len(pending)
     stop_reason = "plan exhausted"
+    inflight: dict[Any, dict[str, Any]] = {}
     with prompt_exit():  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
-        while pending:
-            if params.n is not None and ledger.accepted() >= params.n:
-                stop_reason = f"{params.n} accepted items reached"
+        while pending or inflight:
+            # keep `concurrency` seeds in flight; stop submitting once the goal is met
+            while pending and len(inflight) < limit:
+                if params.n is not None and ledger.accepted() >= params.n:
+                    stop_reason, pending = f"{params.n} accepted items reached", []
+                elif ledger.exhausted:
+                    stop_reason, pending = f"token budget {params.budget_tokens} spent", []
+                else:
+                    s = pending.pop(0)
+                    inflight[process_seed.submit(s, runtime, ledger)] = s
+            if not inflight:
                 break
-            if ledger.exhausted:
-                stop_reason = f"token budget {params.budget_tokens} spent"
-                break
-            wave, pending = pending[:batch], pending[batch:]
-            futs = [process_seed.submit(s, runtime, ledger) for s in wave]
-            for s, fut in zip(wave, futs, strict=True):
-                try:
-                    futures.result(fut)
-                except Exception as exc:  # a seed that keeps failing is logged, not fatal
-                    logger.error("seed %s failed: %s", s["seed_id"], exc)
-                finished += 1
+            fut = futures.first_done(list(inflight))
+            s = inflight.pop(fut)
+            try:
+                futures.result(fut)
+            except Exception as exc:  # a seed that keeps failing is logged, not fatal
+                logger.error("seed %s failed: %s", s["seed_id"], exc)
+            finished += 1
             update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
     summary = ds.finalise(store, plan, params)
     summary |= {
