@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -10,17 +11,15 @@ from typing import Any
 from flows import futures
 
 
-@dataclass
+@dataclass(eq=False)
 class Wrapped:
     """Shaped like Prefect's PrefectConcurrentFuture: a wrapped concurrent future."""
 
     wrapped_future: Any
 
     def wait(self, timeout: float | None = None) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             self.wrapped_future.result(timeout=timeout)
-        except TimeoutError:
-            pass
 
     def result(self) -> Any:
         return self.wrapped_future.result()
