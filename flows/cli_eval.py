@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         human = (
             f"validation dir: {s['validation_dir']}\n"
             f"{s['items']} items, {s['kept']} kept; flagged: {flags}; "
-            f"{s['rejected']} rejected seeds tagged"
+            f"{s['rejected']} rejected seeds in the failure taxonomy"
         )
         emit(s, as_json, human)
 
