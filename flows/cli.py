@@ -153,12 +153,17 @@ def generate(
     max_searches: Annotated[int, typer.Option(help="Search-agent budget.")] = 10,
     generator_searches: Annotated[int, typer.Option(help="Generator search budget.")] = 20,
     program: Annotated[str | None, typer.Option(help="Optimized program file to load.")] = None,
+    task_runner: Annotated[
+        str | None,
+        typer.Option(help="Seed fan-out: thread | dask | dask://HOST:PORT. [SAGE_TASK_RUNNER]"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a SAGE dataset; prints the run directory. Re-running a --run-id resumes it."""
     from flows.generate import GenerateParams, generate_dataset
+    from flows.task_runners import build_task_runner, check_task_runner
 
-    settings: Settings = ctx.obj.settings()
+    settings: Settings = ctx.obj.settings(task_runner=task_runner)
     params = GenerateParams(
         collection=collection or settings.collection,
         n=n,
@@ -178,7 +183,11 @@ def generate(
         program=program,
     )
     params.validate()  # fail before Prefect starts
-    summary = generate_dataset(**asdict(params), settings_overrides=ctx.obj.overrides)
+    check_task_runner(settings)
+    runner = build_task_runner(settings.task_runner, params.concurrency)
+    summary = generate_dataset.with_options(task_runner=runner)(
+        **asdict(params), settings_overrides={**ctx.obj.overrides, "task_runner": task_runner}
+    )
     emit(summary, as_json, _run_headline(summary))
 
 

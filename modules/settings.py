@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,19 @@ class Settings(BaseSettings):
     )
     qdrant_api_key: SecretStr | None = None
     collection: str = Field("corpus", min_length=1)
+
+    task_runner: str = Field(
+        "thread",
+        description="Seed fan-out of `sage generate`: thread | dask (local processes) | "
+        "dask://HOST:PORT (a running Dask scheduler).",
+    )
+
+    @field_validator("task_runner")
+    @classmethod
+    def _task_runner(cls, v: str) -> str:
+        if v in ("thread", "dask") or re.fullmatch(r"dask://[\w.\-\[\]:]+:\d+", v):
+            return v
+        raise ValueError(f"{v!r}: use thread, dask or dask://HOST:PORT")
 
     @field_validator("collection")
     @classmethod
