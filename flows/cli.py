@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows import cli_eval, cli_index, cli_refresh
+from flows import cli_eval, cli_index, cli_optimize, cli_refresh
 from modules.errors import SageError
 from modules.model_store import ModelVerificationError
 from modules.settings import Settings, load_settings
@@ -246,6 +246,7 @@ def export(
 
 cli_index.register(app)
 cli_eval.register(app)
+cli_optimize.register(app)
 cli_refresh.register(app)
 
 

@@ -17,6 +17,7 @@ from modules.agent import SearchAgent
 from modules.errors import SageError
 from modules.judge import Judge
 from modules.lm import build_lm, lm_config
+from modules.program_file import load_program
 from modules.retriever import QdrantRetriever, open_retriever
 from modules.settings import Settings
 
@@ -65,11 +66,8 @@ class Runtime:
             keep_unverified=params.keep_unverified,
             attempt_workers=params.attempt_workers,
         )
-        if params.program:
-            path = Path(params.program)
-            if not path.exists():
-                raise SageError(f"--program {path}: no such file")
-            program.load(str(path))
+        if params.program:  # a whole-Sage file, or an optimized agent/generator/reviser
+            load_program(program, Path(params.program))
         rt = cls(params, settings, retriever, program, version)
         rt.docs = load_documents(retriever.client, version)
         rt.program_hash = program_hash(program)
