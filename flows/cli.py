@@ -254,7 +254,8 @@ def main() -> None:
     """Console entry point: one-line reason on stderr and a non-zero exit on failure.
 
     Usage errors are reported by Typer itself (exit 2); expected failures raised by sage
-    print `sage: error: <reason>` and exit 1.
+    print `sage: error: <reason>` and exit 1; Ctrl-C exits 130 and SIGTERM 143 at once
+    (finished rounds are checkpointed).
     """
     try:
         app()
