@@ -211,11 +211,18 @@ def _qa_run(workdir: Path, ids: tuple[str, ...]) -> str:
 
 
 @pytest.mark.llm
-def test_local_model_bootstrap_of_the_agent(indexed, local_lm, monkeypatch):
+def test_local_model_bootstrap_of_the_agent(indexed, models_dir, monkeypatch):
     """BootstrapFewShot of the search agent with the real local model (agent and judge) on
     three demo questions with numeric answers (judged without an LLM call): 2 train and 1 dev
-    items, one search per attempt, at most one demo."""
-    monkeypatch.setattr(runtime, "build_lm", lambda _cfg: local_lm)
+    items, one search per attempt, at most one demo.
+
+    Sampled at 0.7 with 256 output tokens at most: greedy decoding under the JSON grammar
+    can loop on whitespace up to the token limit (minutes per call on this CPU).
+    """
+    from modules.lm import LMConfig, build_lm
+
+    lm = build_lm(LMConfig(model="local", models_dir=models_dir, cache=False, max_tokens=256))
+    monkeypatch.setattr(runtime, "build_lm", lambda _cfg: lm)
     monkeypatch.chdir(indexed)
     qa = _qa_run(indexed, ("q08", "q20", "q25"))
     s = optimize_module("agent", [qa], max_searches=1, max_demos=1, out_dir="programs-llm")
