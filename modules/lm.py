@@ -34,6 +34,7 @@ class LMConfig:
     n_ctx: int = 8192
     n_threads: int | None = None
     cache: bool = True
+    response_schema: bool | None = None
 
 
 def _load_llama(path: Path, n_ctx: int, n_threads: int | None) -> Any:
@@ -177,6 +178,8 @@ def build_lm(config: LMConfig) -> dspy.LM:
             f"unknown LM {config.model!r}: use 'local' or a LiteLLM model string "
             "such as 'openai/gpt-4o-mini' or 'hosted_vllm/Qwen/Qwen2.5-7B-Instruct'"
         )
+    if wants_response_schema(config):
+        register_response_schema(config.model)
     extra: dict[str, Any] = {}
     if config.api_base:
         extra["api_base"] = config.api_base
@@ -190,6 +193,28 @@ def build_lm(config: LMConfig) -> dspy.LM:
         cache=config.cache,
         num_retries=3,
         **extra,
+    )
+
+
+def wants_response_schema(config: LMConfig) -> bool:
+    """Whether to force schema-constrained output for a LiteLLM model.
+
+    Self-hosted OpenAI-compatible servers (vLLM, llama.cpp, SGLang) accept a JSON schema in
+    ``response_format``, but LiteLLM does not know an arbitrary served model and DSPy then
+    falls back to plain JSON mode, where a small model invents field names.
+    """
+    if config.response_schema is not None:
+        return config.response_schema
+    return bool(config.api_base)
+
+
+def register_response_schema(model: str) -> None:
+    """Tell LiteLLM that ``model`` honours a JSON schema in ``response_format``."""
+    import litellm
+
+    provider = model.split("/", 1)[0]
+    litellm.register_model(
+        {model: {"supports_response_schema": True, "litellm_provider": provider, "mode": "chat"}}
     )
 
 
@@ -212,4 +237,5 @@ def lm_config(settings: Any, role: str = "generator") -> LMConfig:
         temperature=settings.temperature,
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
+        response_schema=settings.response_schema,
     )

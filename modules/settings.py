@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     judge_lm: str | None = Field(None, description="Judge LM (default: lm).")
     api_base: str | None = Field(None, description="OpenAI-compatible server for LiteLLM models.")
     api_key: SecretStr | None = Field(None, description="API key (never written to artifacts).")
+    response_schema: bool | None = Field(
+        None,
+        description="true: send each signature's JSON schema as response_format (constrained "
+        "decoding). Unset: true when api_base is set (vLLM, llama.cpp, SGLang servers), else "
+        "LiteLLM's model map decides. false: leave it to LiteLLM's model map.",
+    )
     max_tokens: int = Field(768, gt=0, description="Max output tokens per LM call (always sent).")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     n_ctx: int = Field(8192, ge=512, description="Context window of the local model.")

@@ -75,3 +75,73 @@ def test_roles_pick_their_own_models(monkeypatch, tmp_path):
 def test_engine_declares_structured_output():
     assert LlamaCppEngine.supports_response_schema
     assert "response_format" in LlamaCppEngine.supported_params
+
+
+class _RecordingOpenAIServer:
+    """A tiny OpenAI-compatible HTTP server on 127.0.0.1 that records request bodies and
+    answers every chat completion with the same JSON content (a real socket, no mock)."""
+
+    def __init__(self, content: str):
+        import http.server
+        import json
+        import threading
+
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.bodies.append(body)
+                reply = json.dumps({
+                    "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "forced", "expected"),
+    [
+        ("openai/served-small-a", True, None, "json_schema"),  # self-hosted: schema by default
+        ("openai/served-small-b", True, False, "json_object"),  # opted out: LiteLLM's map
+        ("hosted_vllm/org/served-small-c", True, True, "json_schema"),
+    ],
+)
+def test_served_model_gets_the_signature_schema(model, api_base, forced, expected):
+    """Through LiteLLM and a real HTTP socket: a self-hosted model is asked for the
+    signature's JSON schema (constrained decoding) unless the user opts out, and the
+    answer parses into typed fields."""
+    server = _RecordingOpenAIServer('{"city": "Brennock", "founded": 1642, "kind": "port"}')
+    try:
+        cfg = LMConfig(model=model, api_base=server.url if api_base else None, api_key="k",
+                       cache=False, response_schema=forced)  # fmt: skip
+        lm = build_lm(cfg)
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            pred = dspy.Predict(CityFact)(passage="Brennock, a port, was founded in 1642.")
+    finally:
+        server.close()
+    assert (pred.city, pred.founded, pred.kind) == ("Brennock", 1642, "port")
+    fmt = server.bodies[-1]["response_format"]
+    assert fmt["type"] == expected
+    if expected == "json_schema":
+        props = fmt["json_schema"]["schema"]["properties"]
+        assert set(props) == {"city", "founded", "kind"}
+        assert props["kind"]["enum"] == ["port", "inland"]
