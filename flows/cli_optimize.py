@@ -23,6 +23,16 @@ def register(app: typer.Typer) -> None:
             list[Path] | None,
             typer.Argument(metavar="RUN_DIR", help="More run directories (--runs A B C)."),
         ] = None,
+        qa: Annotated[
+            list[Path] | None,
+            typer.Option(
+                help="A QA set to train/score the agent on (repeatable); needs "
+                "--collection when no --runs."
+            ),
+        ] = None,  # fmt: skip
+        qa_format: Annotated[
+            str, typer.Option(help="Format of --qa: sage | hotpotqa | musique | qa.")
+        ] = "qa",
         optimizer: Annotated[str, typer.Option(help="bootstrap | mipro | gepa")] = "bootstrap",
         dev_frac: Annotated[float, typer.Option(help="Held-out dev fraction.")] = 0.3,
         seed: Annotated[int, typer.Option(help="Split and optimizer seed.")] = 0,
@@ -39,13 +49,15 @@ def register(app: typer.Typer) -> None:
         trials: Annotated[int, typer.Option(help="MIPROv2 trials / GEPA iterations.")] = 4,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     ) -> None:
-        """Optimize a SAGE module on previous runs; writes OUT_DIR/<module>-<time>.json."""
+        """Optimize a SAGE module on previous runs (or the agent on QA sets); writes
+        OUT_DIR/<module>-<time>.json."""
         from flows.cli import emit
         from flows.optimize import OptimizeParams, optimize_module
 
         params = OptimizeParams(
             module=module, runs=[str(r) for r in [*(runs or []), *(more_runs or [])]],
-            optimizer=optimizer, dev_frac=dev_frac, seed=seed, max_train=max_train,
+            qa=[str(q) for q in qa or []], qa_format=qa_format, optimizer=optimizer,
+            dev_frac=dev_frac, seed=seed, max_train=max_train,
             max_dev=max_dev, collection=collection, out_dir=str(out_dir), attempts=attempts,
             max_searches=max_searches, generator_searches=generator_searches,
             max_demos=max_demos, trials=trials,

@@ -21,7 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 import flows.runtime as runtime
-from flows.optimize_data import collect_examples, open_runs, runs_collection, split
+from flows.optimize_data import collect_examples, open_runs, qa_examples, runs_collection, split
+from flows.qa_sets import FORMATS as QA_FORMATS
 from flows.retrying import is_transient
 from modules import qdrant_store
 from modules.agent import SearchAgent
@@ -56,6 +57,8 @@ class OptimizeParams:
 
     module: str
     runs: list[str] = field(default_factory=list)
+    qa: list[str] = field(default_factory=list)  # QA sets (agent only), e.g. HotpotQA dev
+    qa_format: str = "qa"
     optimizer: str = "bootstrap"
     dev_frac: float = 0.3
     seed: int = 0
@@ -74,8 +77,14 @@ class OptimizeParams:
             raise SageError(f"--module {self.module!r}: use one of {', '.join(MODULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise SageError(f"--optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        if not self.runs:
-            raise SageError("no runs given: pass previous run directories with --runs")
+        if not self.runs and not self.qa:
+            raise SageError("no data given: pass previous run directories with --runs")
+        if self.qa and self.module != "agent":
+            raise SageError("--qa trains the agent only: the generator and reviser need --runs")
+        if self.qa_format not in QA_FORMATS:
+            raise SageError(f"--qa-format {self.qa_format!r}: use one of {', '.join(QA_FORMATS)}")
+        if self.qa and not self.runs and not self.collection:
+            raise SageError("--qa without --runs needs --collection (the corpus to search)")
         if not 0.0 < self.dev_frac < 1.0:
             raise SageError("--dev-frac must be between 0 and 1 (exclusive)")
         if any((v is not None and v < 1) for v in (self.max_train, self.max_dev)):
@@ -138,7 +147,9 @@ def _open(
 @flow(name="optimize-module", log_prints=True, validate_parameters=False)
 def optimize_module(
     module: str,
-    runs: list[str],
+    runs: list[str] | None = None,
+    qa: list[str] | None = None,
+    qa_format: str = "qa",
     optimizer: str = "bootstrap",
     dev_frac: float = 0.3,
     seed: int = 0,
@@ -155,7 +166,8 @@ def optimize_module(
 ) -> dict[str, Any]:
     """Optimize one SAGE sub-module; write the program file and its meta; before/after scores."""
     params = OptimizeParams(
-        module=module, runs=[str(r) for r in runs], optimizer=optimizer, dev_frac=dev_frac,
+        module=module, runs=[str(r) for r in runs or []], qa=[str(q) for q in qa or []],
+        qa_format=qa_format, optimizer=optimizer, dev_frac=dev_frac,
         seed=seed, max_train=max_train, max_dev=max_dev, collection=collection,
         out_dir=out_dir, attempts=attempts, max_searches=max_searches,
         generator_searches=generator_searches, max_demos=max_demos, trials=trials,
@@ -163,17 +175,17 @@ def optimize_module(
     params.validate()
     settings = load_settings(**(settings_overrides or {}))
     logger = get_run_logger()
-    stores = open_runs(params.runs)
+    stores = open_runs(params.runs) if params.runs else []
     coll = params.collection or runs_collection(stores)
-    examples = collect_examples(params.module, stores)
-    what = {"agent": "accepted items", "generator": "seeds", "reviser": "failed rounds"}
+    examples = collect_examples(params.module, stores) + qa_examples(params.qa, params.qa_format)
+    what = {"agent": "questions", "generator": "seeds", "reviser": "failed rounds"}
     train, dev = split(
         examples, params.dev_frac, params.seed, params.max_train, params.max_dev,
         what[params.module],
     )  # fmt: skip
     logger.info(
-        "optimizing the %s with %s: %d train / %d dev examples from %d run(s)",
-        params.module, params.optimizer, len(train), len(dev), len(stores),
+        "optimizing the %s with %s: %d train / %d dev examples from %d run(s), %d QA set(s)",
+        params.module, params.optimizer, len(train), len(dev), len(stores), len(params.qa),
     )  # fmt: skip
     t0 = time.perf_counter()
     opt, verifier, prompt_lm, version = _open(params, settings, coll)
@@ -197,6 +209,7 @@ def optimize_module(
     meta = summary | {
         "created": dt.datetime.now(dt.UTC).isoformat(),
         "runs": [str(s.path) for s in stores],
+        "qa": params.qa,
         "collection": coll,
         "collection_version": version,
         "models": {

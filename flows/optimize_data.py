@@ -1,6 +1,7 @@
 """Training data for `sage optimize`, from previous runs, and its seeded train/dev split.
 
-- agent: the accepted items of each run (its dataset), as questions with gold answers;
+- agent: the accepted items of each run (its dataset), as questions with gold answers, and
+  any QA sets given (HotpotQA, MuSiQue, plain);
 - generator: each seed's first round, as (seed document, target S);
 - reviser: every checkpointed round whose pair failed verification (too easy or incorrect),
   with what the reviser sees in a run (pair, generator trace, notes, best attempt).
@@ -18,7 +19,7 @@ from typing import Any
 import dspy
 
 from flows.dataset import group_rounds
-from flows.qa_sets import load_sage
+from flows.qa_sets import load_qa, load_sage
 from flows.run_store import RunStore, resolve_run_dir
 from modules.errors import SageError
 from modules.optimization import rollout_of
@@ -90,6 +91,17 @@ def generator_examples(store: RunStore) -> list[dspy.Example]:
                     doc_id=str(first["doc_id"]),
                 )
             )
+    return out
+
+
+def qa_examples(paths: list[str], fmt: str) -> list[dspy.Example]:
+    """Agent examples from QA sets (HotpotQA, MuSiQue, plain or sage), ids prefixed by file."""
+    out = []
+    for path in paths:
+        stem = Path(path).stem
+        for it in load_qa(path, fmt):
+            key = f"{stem}:{it.id}"
+            out.append(_example("agent", key, question=it.question, answers=it.answers))
     return out
 
 

@@ -167,14 +167,35 @@ def test_mipro_and_gepa_programs_round_trip_into_their_sub_module(scripted_lm, m
         assert fresh.revise.signature.instructions == state["revise"]["signature"]["instructions"]
 
 
+def test_agent_trains_on_a_qa_set_without_runs(scripted_lm):
+    """`sage optimize --module agent --qa FILE --collection C`: examples from a QA set."""
+    s = optimize_module(
+        "agent", [], qa=[str(DEMO_QUESTIONS)], collection="demo", max_train=3, max_dev=2,
+        max_searches=2, max_demos=1,
+    )  # fmt: skip
+    meta = json.loads(Path(s["meta"]).read_text())
+    assert (s["train_size"], s["dev_size"]) == (3, 2)
+    assert meta["runs"] == [] and meta["qa"] == [str(DEMO_QUESTIONS)]
+    ids = meta["train_ids"] + [d["id"] for d in meta["dev"]]
+    assert len(set(ids)) == 5 and all(i.startswith("questions:q") for i in ids)
+    for d in meta["dev"]:
+        assert d["before"] in (0.0, 1.0) and d["after"] in (0.0, 1.0)
+
+
 def test_errors_are_one_line_sage_errors(scripted_lm, tmp_path):
-    with pytest.raises(SageError, match="no runs given"):
+    with pytest.raises(SageError, match="no data given"):
         optimize_module("agent", [])
+    with pytest.raises(SageError, match="--qa trains the agent only"):
+        optimize_module("generator", [], qa=[str(DEMO_QUESTIONS)], collection="demo")
+    with pytest.raises(SageError, match="--qa without --runs needs --collection"):
+        optimize_module("agent", [], qa=[str(DEMO_QUESTIONS)])
+    with pytest.raises(SageError, match="--qa-format 'squad'"):
+        optimize_module("agent", [], qa=[str(DEMO_QUESTIONS)], qa_format="squad")
     with pytest.raises(SageError, match="--optimizer 'sgd'"):
         optimize_module("agent", ["runs/prev"], optimizer="sgd")
     with pytest.raises(SageError, match="--module 'judge'"):
         optimize_module("judge", ["runs/prev"])
-    with pytest.raises(SageError, match="only 1 usable accepted items in the runs"):
+    with pytest.raises(SageError, match="only 1 usable questions in the runs"):
         optimize_module("agent", ["runs/prev"])
     with pytest.raises(SageError, match="not a sage run directory"):
         optimize_module("agent", [str(tmp_path)])
