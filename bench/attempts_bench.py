@@ -60,6 +60,10 @@ def main() -> None:
     ap.add_argument("--ctx-per-slot", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--port", type=int, default=8091)
+    ap.add_argument(
+        "--response-schema", choices=("on", "off"), default="on",
+        help="on: send the signature schema (sage's default with api_base); off: JSON mode",
+    )  # fmt: skip
     ap.add_argument("--models-dir", type=Path, default=Path.home() / ".cache/sage/models")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "attempts.json")
     a = ap.parse_args()
@@ -86,6 +90,7 @@ def main() -> None:
                 api_key="none",
                 cache=False,
                 max_tokens=768,
+                response_schema=a.response_schema == "on",
             )  # fmt: skip
         )
         retriever = QdrantRetriever(str(a.workdir / ".sage/qdrant"), "demo", a.models_dir)
