@@ -140,7 +140,8 @@ def _open(
     lms = {r: runtime.build_lm(lm_config(settings, r)) for r in ("generator", "agent", "judge")}
     opt = build_task(params.module, retriever, lms, params.max_searches, params.generator_searches)
     agent = SearchAgent(retriever, lms["agent"], max_searches=params.max_searches)
-    verifier = Verifier(agent, Judge(lms["judge"]), attempts=params.attempts)
+    judge = Judge(lms["judge"], min_gold_recall=settings.judge_min_gold_recall)
+    verifier = Verifier(agent, judge, attempts=params.attempts)
     return opt, verifier, lms["generator"], version
 
 

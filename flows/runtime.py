@@ -65,6 +65,7 @@ class Runtime:
             generator_searches=params.generator_searches,
             keep_unverified=params.keep_unverified,
             attempt_workers=params.attempt_workers,
+            judge_min_gold_recall=settings.judge_min_gold_recall,
         )
         if params.program:  # a whole-Sage file, or an optimized agent/generator/reviser
             load_program(program, Path(params.program))
@@ -120,7 +121,9 @@ def open_solver(
     agent = SearchAgent(
         retriever, build_lm(lm_config(settings, "agent")), max_searches=max_searches
     )
-    judge = Judge(build_lm(lm_config(settings, "judge")))
+    judge = Judge(
+        build_lm(lm_config(settings, "judge")), min_gold_recall=settings.judge_min_gold_recall
+    )
     return agent, judge, version
 
 

@@ -10,7 +10,7 @@ import dspy
 
 from modules.agent import Meter, safe_predict
 from modules.signatures import JudgeAnswer
-from modules.textnorm import best_match, normalize
+from modules.textnorm import best_match, gold_recall, normalize
 
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
@@ -38,9 +38,11 @@ class Judge(dspy.Module):
     Exact match or F1 >= ``f1_accept`` decides without a model. Otherwise the LLM extracts
     the answer and judges; when the gold answer holds numbers that the response lacks, the
     response is judged wrong whatever the model says, and with ``require_overlap`` an LLM
-    "correct" needs at least one token shared with a gold answer (small models over-accept:
-    the 0.5B local judge accepted "Tarvassa Island" for "Ilvaro"). Turn it off for a strong
-    judge that must accept token-disjoint paraphrases ("JFK" for "John F. Kennedy").
+    "correct" needs at least ``min_gold_recall`` of some gold answer's content words in the
+    response (small models over-accept: the 0.5B local judge accepted "Tarvassa Island" for
+    "Ilvaro" and "Tom T. Hall …" for "G. Stanley Hall"). Turn it off for a strong judge that
+    must accept token-disjoint paraphrases ("JFK" for "John F. Kennedy"): ``min_gold_recall=0``
+    (setting ``judge_min_gold_recall``) does that.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Judge(dspy.Module):
         f1_accept: float = 0.8,
         use_llm: bool = True,
         require_overlap: bool = True,
+        min_gold_recall: float = 0.5,
     ):
         super().__init__()
         self.lm = lm
@@ -57,6 +60,7 @@ class Judge(dspy.Module):
         self.f1_accept = f1_accept
         self.use_llm = use_llm
         self.require_overlap = require_overlap
+        self.min_gold_recall = min_gold_recall
         self.judge = dspy.Predict(JudgeAnswer)
 
     def forward(
@@ -93,6 +97,7 @@ class Judge(dspy.Module):
         if pred is None:
             return Judgement(False, "llm_failed", None, f1)
         extracted = str(pred.extracted_answer)
-        if pred.correct and self.require_overlap and f1 == 0.0:
+        guarded = pred.correct and self.require_overlap and self.min_gold_recall > 0
+        if guarded and max(gold_recall(response, g) for g in golds) < self.min_gold_recall:
             return Judgement(False, "overlap_guard", extracted, f1)
         return Judgement(bool(pred.correct), "llm", extracted, f1)

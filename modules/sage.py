@@ -122,13 +122,14 @@ class Sage(dspy.Module):
         keep_unverified: bool = False,
         agent_temperature: float = 0.7,
         attempt_workers: int = 1,
+        judge_min_gold_recall: float = 0.5,
     ):
         super().__init__()
         adapter = adapter if adapter is not None else dspy.JSONAdapter()
         self.generator = Generator(retriever, generator_lm, adapter, k, generator_searches)
         self.reviser = Reviser(self.generator, generator_lm, adapter, revise_with_search)
         self.agent = SearchAgent(retriever, agent_lm, adapter, k, max_searches)
-        self.judge = Judge(judge_lm, adapter)
+        self.judge = Judge(judge_lm, adapter, min_gold_recall=judge_min_gold_recall)
         self.keep_unverified = keep_unverified
         self.agent_temperature = agent_temperature
         self.attempt_workers = max(1, attempt_workers)

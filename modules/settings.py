@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         "decoding). Unset: true when api_base is set (vLLM, llama.cpp, SGLang servers), else "
         "LiteLLM's model map decides. false: leave it to LiteLLM's model map.",
     )
+    judge_min_gold_recall: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="An LLM judge's 'correct' needs this share of a gold answer's content words "
+        "in the response (guards a weak judge; 0 turns the guard off for a strong judge).",
+    )
     max_tokens: int = Field(768, gt=0, description="Max output tokens per LM call (always sent).")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     n_ctx: int = Field(8192, ge=512, description="Context window of the local model.")

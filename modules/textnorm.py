@@ -51,6 +51,19 @@ def best_match(pred: str | None, golds: list[str]) -> tuple[bool, float]:
     return em, f1
 
 
+_FUNCTION_WORDS = frozenset("of on in and to for at by with is was as from or".split())
+
+
+def gold_recall(response: str | None, gold: str | None) -> float:
+    """Share of the gold answer's content words that appear in the response."""
+    g = tokens(gold)
+    g = [t for t in g if t not in _FUNCTION_WORDS] or g
+    if not g:
+        return 0.0
+    r = set(tokens(response))
+    return sum(t in r for t in g) / len(g)
+
+
 def contains_answer(question: str, answer: str) -> bool:
     """Whether the normalised answer appears as a whole phrase in the question."""
     a, q = normalize(answer), normalize(question)
