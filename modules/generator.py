@@ -12,7 +12,7 @@ import dspy
 from modules.agent import Meter, clip, passage_record, safe_predict, sample_config
 from modules.passages import Retriever
 from modules.signatures import ResearchStep, WriteQA
-from modules.textnorm import contains_answer
+from modules.textnorm import contains_answer, normalize
 
 _HOW_WHY = re.compile(r"^\s*(how|why)\b", re.I)
 _REF = re.compile(r"P(\d+)")
@@ -57,6 +57,12 @@ def check_candidate(question: str, answer: str) -> str | None:
         return "the answer must be short (an entity, date or number)"
     if contains_answer(question, answer):
         return "the question contains its answer"
+    if re.search(r"\bP\d+\b", answer):
+        return "the answer must be the fact itself, not a note reference like P2"
+    words = normalize(answer).split()
+    half = len(words) // 2
+    if half and len(words) % 2 == 0 and words[:half] == words[half:]:
+        return "the answer repeats itself; give the entity once"
     if re.search(r"\b(the|this) (document|passage|text|article)\b", question, re.I):
         return "the question must stand alone (no 'the document/passage')"
     return None
