@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
+
+# Prefect's ephemeral API logs "Stopping temporary server" from an exit hook, after pytest
+# has closed the streams its log handlers write to; without this every run ends in a
+# "ValueError: I/O operation on closed file" traceback that hides the real summary.
+logging.raiseExceptions = False
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "flows" / "demo_data" / "corpus.jsonl"
