@@ -24,10 +24,7 @@ import flows.runtime as runtime
 from flows.optimize_data import collect_examples, open_runs, qa_examples, runs_collection, split
 from flows.qa_sets import FORMATS as QA_FORMATS
 from flows.retrying import is_transient
-from modules import qdrant_store
-from modules.agent import SearchAgent
 from modules.errors import SageError
-from modules.judge import Judge
 from modules.lm import lm_config
 from modules.optimization import (
     MODULES,
@@ -40,7 +37,6 @@ from modules.optimization import (
     score_task,
 )
 from modules.program_file import meta_path, save_program
-from modules.retriever import open_retriever
 from modules.settings import Settings, load_settings
 
 RETRY = dict(
@@ -134,15 +130,13 @@ def _open(
     params: OptimizeParams, settings: Settings, collection: str
 ) -> tuple[Task, Verifier, Any, str]:
     """The task to optimize, its verifier, the prompt LM and the collection version."""
-    runtime.configure_lm_cache(settings)
-    retriever = open_retriever(settings, collection=collection, k=3)
-    version = qdrant_store.resolve(retriever.client, collection)
-    lms = {r: runtime.build_lm(lm_config(settings, r)) for r in ("generator", "agent", "judge")}
-    opt = build_task(params.module, retriever, lms, params.max_searches, params.generator_searches)
-    agent = SearchAgent(retriever, lms["agent"], max_searches=params.max_searches)
-    judge = Judge(lms["judge"], min_gold_recall=settings.judge_min_gold_recall)
-    verifier = Verifier(agent, judge, attempts=params.attempts)
-    return opt, verifier, lms["generator"], version
+    agent, judge, version = runtime.open_solver(settings, collection, params.max_searches)
+    prompt_lm = runtime.build_lm(lm_config(settings, "generator"))
+    lms = {"generator": prompt_lm, "agent": agent.lm}
+    opt = build_task(
+        params.module, agent.retriever, lms, params.max_searches, params.generator_searches
+    )
+    return opt, Verifier(agent, judge, attempts=params.attempts), prompt_lm, version
 
 
 @flow(name="optimize-module", log_prints=True, validate_parameters=False)

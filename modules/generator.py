@@ -16,6 +16,7 @@ from modules.textnorm import contains_answer, normalize
 
 _HOW_WHY = re.compile(r"^\s*(how|why)\b", re.I)
 _REF = re.compile(r"P(\d+)")
+_NOTE_REF = re.compile(r"\bP\d+\b")
 
 
 @dataclass
@@ -57,7 +58,7 @@ def check_candidate(question: str, answer: str) -> str | None:
         return "the answer must be short (an entity, date or number)"
     if contains_answer(question, answer):
         return "the question contains its answer"
-    if re.search(r"\bP\d+\b", answer):
+    if _NOTE_REF.search(answer):
         return "the answer must be the fact itself, not a note reference like P2"
     words = normalize(answer).split()
     half = len(words) // 2

@@ -37,12 +37,12 @@ class Judge(dspy.Module):
 
     Exact match or F1 >= ``f1_accept`` decides without a model. Otherwise the LLM extracts
     the answer and judges; when the gold answer holds numbers that the response lacks, the
-    response is judged wrong whatever the model says, and with ``require_overlap`` an LLM
-    "correct" needs at least ``min_gold_recall`` of some gold answer's content words in the
-    response (small models over-accept: the 0.5B local judge accepted "Tarvassa Island" for
-    "Ilvaro" and "Tom T. Hall …" for "G. Stanley Hall"). Turn it off for a strong judge that
-    must accept token-disjoint paraphrases ("JFK" for "John F. Kennedy"): ``min_gold_recall=0``
-    (setting ``judge_min_gold_recall``) does that.
+    response is judged wrong whatever the model says, and an LLM "correct" needs at least
+    ``min_gold_recall`` of some gold answer's content words in the response (small models
+    over-accept: the 0.5B local judge accepted "Tarvassa Island" for "Ilvaro" and "Tom T.
+    Hall …" for "G. Stanley Hall"). ``min_gold_recall=0`` (setting ``judge_min_gold_recall``)
+    turns the guard off for a strong judge that must accept token-disjoint paraphrases ("JFK"
+    for "John F. Kennedy").
     """
 
     def __init__(
@@ -51,7 +51,6 @@ class Judge(dspy.Module):
         adapter: Any | None = None,
         f1_accept: float = 0.8,
         use_llm: bool = True,
-        require_overlap: bool = True,
         min_gold_recall: float = 0.5,
     ):
         super().__init__()
@@ -59,7 +58,6 @@ class Judge(dspy.Module):
         self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
         self.f1_accept = f1_accept
         self.use_llm = use_llm
-        self.require_overlap = require_overlap
         self.min_gold_recall = min_gold_recall
         self.judge = dspy.Predict(JudgeAnswer)
 
@@ -97,7 +95,7 @@ class Judge(dspy.Module):
         if pred is None:
             return Judgement(False, "llm_failed", None, f1)
         extracted = str(pred.extracted_answer)
-        guarded = pred.correct and self.require_overlap and self.min_gold_recall > 0
+        guarded = pred.correct and self.min_gold_recall > 0
         if guarded and max(gold_recall(response, g) for g in golds) < self.min_gold_recall:
             return Judgement(False, "overlap_guard", extracted, f1)
         return Judgement(bool(pred.correct), "llm", extracted, f1)

@@ -24,7 +24,7 @@ def test_string_paths_never_call_the_model():
 def test_llm_yes_without_any_shared_token_is_overruled():
     res = judge_saying(True)("Longest island?", "Ilvaro", "It is called Tarvassa Island")
     assert (res.correct, res.method) == (False, "overlap_guard")
-    res = judge_saying(True, require_overlap=False)("Q?", "Ilvaro", "It is Tarvassa Island")
+    res = judge_saying(True, min_gold_recall=0.0)("Q?", "Ilvaro", "It is Tarvassa Island")
     assert (res.correct, res.method) == (True, "llm")
 
 
