@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: install browser demo test lint clean
 

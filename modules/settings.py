@@ -55,8 +55,15 @@ class Settings(BaseSettings):
     )
     max_tokens: int = Field(768, gt=0, description="Max output tokens per LM call (always sent).")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    n_ctx: int = Field(8192, ge=512, description="Context window of the local model.")
+    n_ctx: int = Field(8192, ge=512, description="Context window per slot of the local model.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for the local model.")
+    n_parallel: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Parallel slots of the local model (each with its own KV cache). Unset: "
+        "seeds at once × attempts at once, up to 16.",
+    )
 
     qdrant: str | None = Field(
         None, description="Embedded Qdrant path (default <data_dir>/qdrant) or http(s) URL."

@@ -5,7 +5,15 @@ from typing import Literal
 import dspy
 import pytest
 
-from modules.lm import LlamaCppEngine, LMConfig, build_lm, lm_config
+from modules.lm import LMConfig, build_lm, lm_config
+from modules.local_engine import (
+    EngineSpec,
+    LocalEngine,
+    ModelLoadError,
+    check_model_file,
+    open_server,
+    system_info,
+)
 from modules.settings import load_settings
 
 
@@ -73,8 +81,77 @@ def test_roles_pick_their_own_models(monkeypatch, tmp_path):
 
 
 def test_engine_declares_structured_output():
-    assert LlamaCppEngine.supports_response_schema
-    assert "response_format" in LlamaCppEngine.supported_params
+    assert LocalEngine.supports_response_schema
+    assert "response_format" in LocalEngine.supported_params
+
+
+def test_build_has_no_cpu_specific_code_paths():
+    """The prebuilt wheel must run on any x86-64 CPU the project lands on: AVX2 at most,
+    no AVX-512 or AMX kernels (a -march=native build crashed on an AMX machine)."""
+    info = system_info()
+    assert info.startswith("CPU :")
+    assert "AVX2 = 1" in info, info
+    assert "AVX512" not in info and "AMX" not in info, info
+
+
+def test_missing_model_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"missing\.gguf: local model file is missing; run"):
+        open_server(EngineSpec(tmp_path / "missing.gguf"))
+
+
+def test_non_gguf_file_is_refused_before_llama_cpp(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"<html>not a model</html>")
+    with pytest.raises(ModelLoadError, match="not a GGUF model file"):
+        check_model_file(bad)
+
+
+def test_truncated_model_file_is_one_clear_error(tmp_path, models_dir):
+    """A GGUF header with the tensors cut off: llama.cpp's own failure becomes one line."""
+    from modules.model_store import llm_path
+
+    cut = tmp_path / "cut.gguf"
+    with llm_path(models_dir).open("rb") as src:
+        cut.write_bytes(src.read(2_000_000))
+    with pytest.raises(ModelLoadError, match="could not load the model .corrupt or truncated"):
+        open_server(EngineSpec(cut, n_ctx=512))
+
+
+@pytest.mark.llm
+def test_parallel_slots_answer_concurrent_threads_separately(models_dir):
+    """Four threads at once against one copy of the model: each gets its own answer, and
+    the server decodes them together in separate slots (the busy time it reports per
+    request adds up to more than the wall time), instead of queueing them."""
+    import threading
+    import time
+
+    from modules.model_store import llm_path
+
+    lm = build_lm(LMConfig(model="local", models_dir=models_dir, cache=False, temperature=0.0,
+                           n_ctx=1024, n_parallel=4))  # fmt: skip
+    facts = {"Brennock": "1642", "Quessel": "1718", "Madrova": "1809", "Tallis": "1577"}
+    answers: dict[str, str] = {}
+
+    def ask(city: str, year: str) -> None:
+        prompt = f"{city} was founded in {year}. In which year was {city} founded? Year only."
+        out = lm(messages=[{"role": "user", "content": prompt}], max_tokens=8)
+        answers[city] = out[0] if isinstance(out[0], str) else out[0]["text"]
+
+    lm(messages=[{"role": "user", "content": "Say OK."}], max_tokens=2)  # load the model
+    lm.engine.timings.clear()
+    threads = [threading.Thread(target=ask, args=kv) for kv in facts.items()]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall_ms = (time.perf_counter() - t0) * 1000
+    for city, year in facts.items():
+        assert year in answers[city], (city, answers)
+    busy_ms = sum(t["prompt_ms"] + t["predicted_ms"] for t in lm.engine.timings)
+    assert len(lm.engine.timings) == 4
+    assert busy_ms > 1.5 * wall_ms, (busy_ms, wall_ms)
+    assert lm.engine.server is open_server(EngineSpec(llm_path(models_dir), n_ctx=1024))
 
 
 class _RecordingOpenAIServer:

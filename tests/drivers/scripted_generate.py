@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from dspy import lm15  # noqa: E402
 
 import flows.runtime as runtime  # noqa: E402
+from flows.api_server import temporary_api  # noqa: E402
 from flows.generate import generate_dataset  # noqa: E402
 from tests.helpers import RuleLM, demo_agent_rule, demo_generator_rule  # noqa: E402
 
@@ -35,16 +36,17 @@ def main() -> None:
     }
     roles = iter(["generator", "agent", "judge"])
     runtime.build_lm = lambda _cfg: lms[next(roles)]
-    out = generate_dataset(
-        collection="demo",
-        seeds=seeds,
-        steps="1-2",
-        rounds=1,
-        attempts=2,
-        run_id=run_id,
-        max_searches=3,
-        generator_searches=2,
-    )
+    with temporary_api():  # as the sage CLI does: the API dies with this process
+        out = generate_dataset(
+            collection="demo",
+            seeds=seeds,
+            steps="1-2",
+            rounds=1,
+            attempts=2,
+            run_id=run_id,
+            max_searches=3,
+            generator_searches=2,
+        )
     print("ACCEPTED", out["accepted"], "FAILURES_LEFT", failures["left"])
 
 
