@@ -107,6 +107,7 @@ ATTEMPT_SCHEMA: dict[str, pl.DataType] = {
     "step_calls": pl.Int64(),
     "parse_failures": pl.Int64(),
     "forced": pl.Boolean(),
+    "forced_right": pl.Boolean(),
     "lm_calls": pl.Int64(),
     "tokens": pl.Int64(),
     "seconds": pl.Float64(),
@@ -131,6 +132,9 @@ def attempts_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
                     "step_calls": a.get("step_calls", 0),
                     "parse_failures": a.get("parse_failures", 0),
                     "forced": bool(a.get("forced")),
+                    "forced_right": bool(
+                        a.get("forced") and (a.get("judgement") or {}).get("correct")
+                    ),
                     "lm_calls": int(m.get("lm_calls", 0)),
                     "tokens": int(m.get("prompt_tokens", 0)) + int(m.get("completion_tokens", 0)),
                     "seconds": float(m.get("seconds", 0.0)),
@@ -161,6 +165,8 @@ def _summ(df: pl.DataFrame) -> dict[str, Any]:
             round(1 - int(df["parse_failures"].sum()) / steps, 3) if steps else None
         ),
         "forced_rate": round(float(df["forced"].mean()), 3),
+        # forced answers (budget spent) judged right: shown, never counted in accuracy
+        "forced_right_rate": round(float(df["forced_right"].mean()), 3),
         "seconds_per_attempt": round(float(df["seconds"].mean()), 1),
         "lm_calls_per_attempt": round(float(df["lm_calls"].mean()), 2),
         "tokens_per_attempt": round(float(df["tokens"].mean()), 1),
@@ -179,7 +185,8 @@ def eval_metrics(df: pl.DataFrame) -> dict[str, Any]:
 
 
 COLS = ["questions", "accuracy", "avg_at_k", "mean_searches", "mean_searches_correct",
-        "step_parse_rate", "seconds_per_attempt", "lm_calls_per_attempt"]  # fmt: skip
+        "step_parse_rate", "forced_rate", "forced_right_rate", "seconds_per_attempt",
+        "lm_calls_per_attempt"]  # fmt: skip
 
 
 def md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
@@ -224,7 +231,9 @@ def finalise_eval(store: RunStore) -> dict[str, Any]:
 
 
 def _open_solver(params: EvaluateParams, settings: Settings) -> tuple[Solver, str]:
-    agent, judge, version = open_solver(settings, params.collection, params.max_searches)
+    agent, judge, version = open_solver(
+        settings, params.collection, params.max_searches, params.attempt_workers, True
+    )
     return Solver(agent, judge, params), version
 
 

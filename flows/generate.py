@@ -25,14 +25,19 @@ from prefect.tasks import exponential_backoff
 from flows import dataset as ds
 from flows import futures
 from flows.interrupts import prompt_exit
+from flows.progress import round_line, say
 from flows.retrying import is_transient
 from flows.run_store import RunStore
 from flows.runtime import Runtime
-from flows.seeds import parse_steps, plan_seeds
+from flows.seeds import parse_answer_types, parse_steps, plan_seeds
 from modules.errors import SageError
 from modules.settings import Settings, load_settings
+from modules.signatures import ANSWER_SOURCES
 
-RESUME_KEYS = ("collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds")
+RESUME_KEYS = (
+    "collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds",
+    "answer_types", "answer_source", "relaxed_final_round",
+)  # fmt: skip
 
 
 @dataclass
@@ -56,6 +61,9 @@ class GenerateParams:
     generator_searches: int = 20
     program: str | None = None
     prefer_docs: list[str] | None = None  # seed these documents first (e.g. new ones)
+    answer_types: str = "entity,date,number"  # drawn per seed; weights as 'entity:2,date:1'
+    answer_source: str = "seed"  # seed: the answer is in the seed document; any: any passage
+    relaxed_final_round: bool = False  # the SAGE code's last round: keep too-easy solved items
 
     def validate(self) -> None:
         if self.strategy not in ("feedback", "resample"):
@@ -69,6 +77,9 @@ class GenerateParams:
         if (self.n or 1) < 1 or (self.seeds or 1) < 1:
             raise SageError("--n/--seeds must be >= 1")
         parse_steps(self.steps)
+        parse_answer_types(self.answer_types)
+        if self.answer_source not in ANSWER_SOURCES:
+            raise SageError(f"--answer-source {self.answer_source!r}: use seed or any")
 
 
 def _git_commit() -> str | None:
@@ -86,7 +97,7 @@ def _git_commit() -> str | None:
 
 
 def _versions() -> dict[str, str]:
-    names = ["prefect", "dspy", "qdrant-client", "fastembed", "polars", "llama_cpp_python"]
+    names = ["prefect", "dspy", "qdrant-client", "fastembed", "polars", "xllamacpp"]
     out = {}
     for n in names:
         try:
@@ -173,7 +184,9 @@ def process_seed(seed: dict[str, Any], runtime: Runtime, ledger: Ledger) -> str:
     sid = seed["seed_id"]
 
     def on_round(record: dict[str, Any]) -> None:
-        ledger.record(sid, {**record, "seed_id": sid, "run_id": ledger.store.run_id})
+        rec = {**record, "seed_id": sid, "run_id": ledger.store.run_id}
+        ledger.record(sid, rec)
+        say(round_line(rec))
 
     runtime.run_seed(seed, ledger.rounds(sid), on_round)
     rounds = ledger.rounds(sid)
@@ -199,6 +212,9 @@ def generate_dataset(
     generator_searches: int = 20,
     program: str | None = None,
     prefer_docs: list[str] | None = None,
+    answer_types: str = "entity,date,number",
+    answer_source: str = "seed",
+    relaxed_final_round: bool = False,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """SAGE generation with per-round checkpoints; re-running a run id resumes it.
@@ -223,6 +239,9 @@ def generate_dataset(
         generator_searches=generator_searches,
         program=program,
         prefer_docs=prefer_docs,
+        answer_types=answer_types,
+        answer_source=answer_source,
+        relaxed_final_round=relaxed_final_round,
     )
     settings = load_settings(**(settings_overrides or {}))
     logger = get_run_logger()
@@ -233,19 +252,20 @@ def generate_dataset(
     runtime = Runtime.open(params, settings)
     steps = parse_steps(params.steps)
     n_plan = params.seeds or max(4 * (params.n or 0), (params.n or 0) + 8)
-    plan = plan_seeds(runtime.doc_ids(), steps, n_plan, params.seed, params.prefer_docs)
+    plan = plan_seeds(
+        runtime.doc_ids(), steps, n_plan, params.seed, params.prefer_docs,
+        parse_answer_types(params.answer_types),
+    )  # fmt: skip
     manifest = build_manifest(
         params, settings, run_id, plan, runtime.collection_version, runtime.program_hash
     )
     resumed = store.start(manifest, RESUME_KEYS)
     plan = store.read_manifest()["seeds"]
     ledger = Ledger(store, params.budget_tokens)
-    logger.info(
-        "run %s: %d seeds planned, %d with checkpoints%s",
-        run_id,
-        len(plan),
-        len(ledger.done),
-        " (resumed)" if resumed else "",
+    say(
+        f"run {run_id}: {len(plan)} seeds planned, {len(ledger.done)} with checkpoints"
+        f"{' (resumed)' if resumed else ''}; K={params.attempts} attempts, "
+        f"up to {params.rounds} revision round(s) per seed"
     )
     progress = create_progress_artifact(progress=0.0, description=f"sage run {run_id}")
     t0 = time.perf_counter()

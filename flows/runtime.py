@@ -53,8 +53,10 @@ class Runtime:
         configure_lm_cache(settings)
         retriever = open_retriever(settings, collection=params.collection, k=3)
         version = qdrant_store.resolve(retriever.client, params.collection)
+        in_flight = params.concurrency * params.attempt_workers
         lms = {
-            role: build_lm(lm_config(settings, role)) for role in ("generator", "agent", "judge")
+            role: build_lm(lm_config(settings, role, in_flight))
+            for role in ("generator", "agent", "judge")
         }
         program = Sage(
             retriever,
@@ -66,6 +68,7 @@ class Runtime:
             keep_unverified=params.keep_unverified,
             attempt_workers=params.attempt_workers,
             judge_min_gold_recall=settings.judge_min_gold_recall,
+            answer_source=getattr(params, "answer_source", "seed"),
         )
         if params.program:  # a whole-Sage file, or an optimized agent/generator/reviser
             load_program(program, Path(params.program))
@@ -108,22 +111,31 @@ class Runtime:
             resume_from=resume or None,
             seed=f"{self.params.seed}:{seed['seed_id']}",
             doc_id=seed["doc_id"],
+            answer_type=seed.get("answer_type", "entity"),  # plans before answer types: entity
         )
 
 
 def open_solver(
-    settings: Settings, collection: str, max_searches: int
+    settings: Settings,
+    collection: str,
+    max_searches: int,
+    in_flight: int = 1,
+    force_answer: bool = False,
 ) -> tuple[SearchAgent, Judge, str]:
-    """The search agent and judge for evaluation or re-verification, on ``collection``."""
+    """The search agent and judge for evaluation or re-verification, on ``collection``
+    (``in_flight``: attempts run at once, which sizes the local model's slots;
+    ``force_answer``: ask for a best guess when the budget is spent, for reports)."""
     configure_lm_cache(settings)
     retriever = open_retriever(settings, collection=collection, k=3)
     version = qdrant_store.resolve(retriever.client, collection)
     agent = SearchAgent(
-        retriever, build_lm(lm_config(settings, "agent")), max_searches=max_searches
+        retriever,
+        build_lm(lm_config(settings, "agent", in_flight)),
+        max_searches=max_searches,
+        force_answer=force_answer,
     )
-    judge = Judge(
-        build_lm(lm_config(settings, "judge")), min_gold_recall=settings.judge_min_gold_recall
-    )
+    judge_lm = build_lm(lm_config(settings, "judge", in_flight))
+    judge = Judge(judge_lm, min_gold_recall=settings.judge_min_gold_recall)
     return agent, judge, version
 
 

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from typing import Any
 
 from modules.errors import SageError
+from modules.signatures import ANSWER_TYPES
 
 
 def parse_steps(spec: str) -> dict[int, int | None]:
@@ -29,14 +30,37 @@ def parse_steps(spec: str) -> dict[int, int | None]:
     return values
 
 
+def parse_answer_types(spec: str) -> dict[str, float]:
+    """'entity,date,number' -> equal weights; 'entity:2,number:1' -> weights 2:1."""
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, _, w = part.partition(":")
+        if name not in ANSWER_TYPES:
+            raise SageError(f"--answer-types {spec!r}: {name!r} is not one of {ANSWER_TYPES}")
+        try:
+            weights[name] = float(w) if w else 1.0
+        except ValueError:
+            raise SageError(f"--answer-types {spec!r}: weight {w!r} is not a number") from None
+        if weights[name] < 0:
+            raise SageError(f"--answer-types {spec!r}: weights must be >= 0")
+    if not weights or not any(weights.values()):
+        raise SageError(f"--answer-types {spec!r}: give at least one type with a weight > 0")
+    return weights
+
+
 def plan_seeds(
     doc_ids: list[str],
     steps: dict[int, int | None],
     n_seeds: int,
     seed: int,
     prefer: Collection[str] | None = None,
+    answer_types: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """An ordered seed plan; the same inputs always give the same plan.
+
+    Each seed also draws the type of its answer (entity, date or number, weighted by
+    ``answer_types``; uniform by default, as the SAGE code does) from its own seeded stream,
+    so adding types leaves the documents and targets of a plan as they were.
 
     With quotas, targets follow the quotas (in a shuffled order) and ``n_seeds`` is ignored
     beyond them; otherwise each seed draws S uniformly from the range. Documents are drawn
@@ -59,9 +83,16 @@ def plan_seeds(
     rng.shuffle(first)
     rng.shuffle(rest)
     order = first + rest
-    plan = []
-    for i, target in enumerate(targets):
-        plan.append(
-            {"seed_id": f"s{i:05d}", "doc_id": order[i % len(order)], "target_steps": target}
-        )
-    return plan
+    types = answer_types or dict.fromkeys(ANSWER_TYPES, 1.0)
+    names = sorted(types)
+    type_rng = random.Random(f"{seed}:answer_type")
+    drawn = type_rng.choices(names, weights=[types[n] for n in names], k=len(targets))
+    return [
+        {
+            "seed_id": f"s{i:05d}",
+            "doc_id": order[i % len(order)],
+            "target_steps": target,
+            "answer_type": answer_type,
+        }  # fmt: skip
+        for i, (target, answer_type) in enumerate(zip(targets, drawn, strict=True))
+    ]

@@ -155,8 +155,11 @@ class SearchAgent(dspy.Module):
     """think -> search(query) -> read top-k ... -> answer, with at most `max_searches` searches.
 
     Every step is one constrained NextStep prediction (action + one text field). A step that
-    fails to parse is retried once with another sample; a second failure ends the loop with
-    a forced FinalAnswer, as does a spent search budget.
+    fails to parse is retried once with another sample; a second failure ends the attempt.
+    After the last search the agent gets one more step to answer; a search there ends the
+    attempt without an answer, as the SAGE code's agent returns None when its budget is
+    spent. With ``force_answer`` (evaluation reports) a FinalAnswer call then asks for a
+    best guess, marked ``forced``: it never counts as solving a question.
     """
 
     def __init__(
@@ -168,6 +171,7 @@ class SearchAgent(dspy.Module):
         max_searches: int = 10,
         passage_chars: int = 450,
         trajectory_chars: int = 9000,
+        force_answer: bool = False,
     ):
         super().__init__()
         self.retriever = retriever
@@ -177,6 +181,7 @@ class SearchAgent(dspy.Module):
         self.max_searches = max_searches
         self.passage_chars = passage_chars
         self.trajectory_chars = trajectory_chars
+        self.force_answer = force_answer
         self.step = dspy.Predict(NextStep)
         self.final = dspy.Predict(FinalAnswer)
 
@@ -186,11 +191,9 @@ class SearchAgent(dspy.Module):
         res = AgentResult(answer=None, n_searches=0)
         t0 = time.perf_counter()
         retry = 0
-        n_calls = 0
-        while res.n_searches < self.max_searches:
+        while True:
             traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
-            cfg = sample_config(_rid(rollout_id, n_calls), temperature, retry)
-            n_calls += 1
+            cfg = sample_config(_rid(rollout_id, res.step_calls), temperature, retry)
             res.step_calls += 1
             pred, err = safe_predict(
                 self.step, res.meter, self.lm, self.adapter, cfg,
@@ -202,7 +205,7 @@ class SearchAgent(dspy.Module):
                 res.parse_failures += 1
                 res.trace.append({"type": "parse_failure", "error": err})
                 if retry:
-                    break  # second failure in a row: fall back to a forced answer
+                    break  # second failure in a row: the attempt ends
                 retry = 1
                 continue
             retry = 0
@@ -210,6 +213,9 @@ class SearchAgent(dspy.Module):
             if pred.action == "answer":
                 res.answer = text
                 res.trace.append({"type": "answer", "reasoning": pred.reasoning, "answer": text})
+                break
+            if res.n_searches >= self.max_searches:
+                res.trace.append({"type": "budget_spent", "reasoning": pred.reasoning})
                 break
             passages = self.retriever.search(text, k=self.k)
             res.n_searches += 1
@@ -221,7 +227,7 @@ class SearchAgent(dspy.Module):
                     "passages": [passage_record(p, self.passage_chars) for p in passages],
                 }
             )
-        if res.answer is None:
+        if res.answer is None and self.force_answer:
             self._force_answer(question, res, rollout_id, temperature)
         res.meter.seconds = time.perf_counter() - t0
         return res
@@ -234,7 +240,7 @@ class SearchAgent(dspy.Module):
         for retry in (0, 1):
             pred, err = safe_predict(
                 self.final, res.meter, self.lm, self.adapter,
-                sample_config(_rid(rollout_id, 99), temperature, retry),
+                sample_config(_rid(rollout_id, 999), temperature, retry),
                 question=question, trajectory=traj,
             )  # fmt: skip
             answer = str(getattr(pred, "answer", "") or "").strip() if pred else ""

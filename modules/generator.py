@@ -11,7 +11,7 @@ import dspy
 
 from modules.agent import Meter, clip, passage_record, safe_predict, sample_config
 from modules.passages import Retriever
-from modules.signatures import ResearchStep, WriteQA
+from modules.signatures import ANSWER_SOURCES, ResearchStep, WriteQA
 from modules.textnorm import contains_answer, normalize
 
 _HOW_WHY = re.compile(r"^\s*(how|why)\b", re.I)
@@ -74,7 +74,7 @@ def render_notes(notes: list[dict[str, Any]], chars: int, total: int) -> str:
     return clip("\n".join(lines), total) if lines else "(none yet)"
 
 
-def candidate_from(pred: Any, notes: list[dict[str, Any]]) -> Candidate:
+def candidate_from(pred: Any, notes: list[dict[str, Any]], answer_type: str) -> Candidate:
     plan = [p.model_dump() if hasattr(p, "model_dump") else dict(p) for p in (pred.plan or [])]
     by_ref = {n["ref"]: n["id"] for n in notes}
     ids = [
@@ -87,7 +87,7 @@ def candidate_from(pred: Any, notes: list[dict[str, Any]]) -> Candidate:
     return Candidate(
         question=str(pred.question).strip(),
         answer=str(pred.answer).strip(),
-        answer_type=str(pred.answer_type),
+        answer_type=answer_type,
         plan=plan,
         supporting_ids=ids,
     )
@@ -99,6 +99,9 @@ class Generator(dspy.Module):
     The research loop ends when the model chooses to write, when ``max_searches`` is spent
     (forced finalisation) or after two unparseable steps in a row. An invalid pair is
     rewritten once with the rule it broke as feedback; a second failure gives no candidate.
+    The answer type (entity, date or number) is drawn per seed and given as an input, as
+    the SAGE code does; ``answer_source`` says where the answer may come from: "seed" (the
+    seed document) or "any" (any passage found, as in the SAGE code).
     """
 
     def __init__(
@@ -110,8 +113,12 @@ class Generator(dspy.Module):
         max_searches: int = 20,
         passage_chars: int = 350,
         notes_chars: int = 5000,
+        answer_source: str = "seed",
     ):
         super().__init__()
+        if answer_source not in ANSWER_SOURCES:
+            raise ValueError(f"answer_source must be one of {sorted(ANSWER_SOURCES)}")
+        self.answer_from = ANSWER_SOURCES[answer_source]
         self.retriever = retriever
         self.lm = lm
         self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
@@ -136,6 +143,7 @@ class Generator(dspy.Module):
         meter: Meter,
         budget: int,
         rollout_id: int | None,
+        answer_type: str = "entity",
     ) -> None:
         """The research loop: append found passages to ``notes`` and steps to ``trace``."""
         searches = retry = 0
@@ -149,6 +157,7 @@ class Generator(dspy.Module):
                 sample_config(_rid(rollout_id, len(trace)), None, retry),
                 document=clip(document, 2400),
                 target_steps=target_steps,
+                answer_type=answer_type,
                 feedback=feedback,
                 notes=render_notes(notes, self.passage_chars, self.notes_chars),
                 searches_left=budget - searches,
@@ -191,13 +200,17 @@ class Generator(dspy.Module):
         feedback: str = "none",
         rollout_id: int | None = None,
         doc_id: str = "seed",
+        answer_type: str = "entity",
     ) -> GenResult:
         meter, trace = Meter(), []
         notes = self.seed_notes(document, doc_id)
         self.gather(
-            document, target_steps, feedback, notes, trace, meter, self.max_searches, rollout_id
+            document, target_steps, feedback, notes, trace, meter, self.max_searches,
+            rollout_id, answer_type,
+        )  # fmt: skip
+        return self.write_pair(
+            document, target_steps, feedback, notes, trace, meter, rollout_id, answer_type
         )
-        return self.write_pair(document, target_steps, feedback, notes, trace, meter, rollout_id)
 
     def write_pair(
         self,
@@ -208,6 +221,7 @@ class Generator(dspy.Module):
         trace: list[dict[str, Any]],
         meter: Meter,
         rollout_id: int | None,
+        answer_type: str = "entity",
     ) -> GenResult:
         def predict(retry: int, hint: str) -> tuple[Any, str | None]:
             return safe_predict(
@@ -218,6 +232,8 @@ class Generator(dspy.Module):
                 sample_config(_rid(rollout_id, 900 + retry), None, retry),
                 document=clip(document, 2400),
                 target_steps=target_steps,
+                answer_type=answer_type,
+                answer_from=self.answer_from,
                 feedback=f"{feedback}; the last attempt broke a rule: {hint}" if hint else feedback,
                 notes=render_notes(notes, self.passage_chars, self.notes_chars),
             )
@@ -228,6 +244,7 @@ class Generator(dspy.Module):
             trace,
             meter,
             lambda pred: {"type": "written", "reasoning": pred.reasoning},
+            answer_type,
         )
 
 
@@ -237,6 +254,7 @@ def pair_with_retry(
     trace: list[dict[str, Any]],
     meter: Meter,
     describe: Callable[[Any], dict[str, Any]],
+    answer_type: str,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
     the second try) is recorded in the trace. No valid pair gives a GenResult without one."""
@@ -247,7 +265,7 @@ def pair_with_retry(
             error = err
             trace.append({"type": "parse_failure", "error": err})
             continue
-        cand = candidate_from(pred, notes)
+        cand = candidate_from(pred, notes, answer_type)
         error = check_candidate(cand.question, cand.answer)
         trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         if error is None:

@@ -17,22 +17,24 @@ FEEDBACK = {
 }
 
 
-def render_generator_trace(trace: list[dict[str, Any]], chars: int = 1500) -> str:
-    steps = []
-    for t in trace:
-        if t["type"] == "search":
-            steps.append(
-                f"searched '{t['query']}' -> {', '.join(p['title'] for p in t['passages'])}"
-            )
-        elif t["type"] in ("write", "forced_write"):
-            steps.append(t["type"])
-    return clip("; ".join(steps) or "(no searches)", chars)
+def render_research(trace: list[dict[str, Any]], notes: list[dict[str, Any]], chars: int) -> str:
+    """The generator's searches, each with the references of the passages it found (their
+    full text is in the notes)."""
+    ref = {n["id"]: n["ref"] for n in notes}
+    steps = [
+        f"searched '{t['query']}' -> "
+        + ", ".join(f"{ref.get(p['id'], '?')} {p['title']}" for p in t["passages"])
+        for t in trace
+        if t["type"] == "search"
+    ]
+    return clip("; ".join(steps), chars) if steps else "(no searches)"
 
 
-def render_attempt(attempt: dict[str, Any] | None, chars: int = 2500) -> str:
+def render_attempt(attempt: dict[str, Any] | None, passage_chars: int, chars: int) -> str:
+    """The chosen search attempt with the text of every passage it read."""
     if not attempt:
         return "(no attempt)"
-    traj = render_trajectory(attempt.get("trace") or [], 160, chars)
+    traj = render_trajectory(attempt.get("trace") or [], passage_chars, chars)
     verdict = "correct" if attempt.get("correct") else "wrong"
     return (
         f"{traj}\nFinal answer: {attempt.get('answer')} ({verdict}, "
@@ -40,8 +42,26 @@ def render_attempt(attempt: dict[str, Any] | None, chars: int = 2500) -> str:
     )
 
 
+def render_history(history: list[dict[str, Any]], chars: int) -> str:
+    """Earlier rounds of this seed: each version, its analysis and how it fared."""
+    lines = []
+    for h in history:
+        analysis = f" Analysis: {h['analysis']}" if h.get("analysis") else ""
+        lines.append(
+            f"Round {h['round']} ({h['mode']}):{analysis} Question: {h.get('question')} "
+            f"Answer: {h.get('answer')} -> {h['status']}"
+        )
+    return clip("\n".join(lines), chars) if lines else "none"
+
+
 class Reviser(dspy.Module):
-    """Revise a pair that was too easy or incorrect; optionally search again first."""
+    """Revise a pair that was too easy or incorrect; optionally search again first.
+
+    It sees the seed document, the notes (the full text of every passage the research
+    found), the research queries, the chosen search attempt with the passages it read and,
+    from round 2 on, the earlier rounds' versions and analyses, each within a character
+    budget so the prompt fits a small model's context.
+    """
 
     def __init__(
         self,
@@ -50,6 +70,11 @@ class Reviser(dspy.Module):
         adapter: Any | None = None,
         search: bool = False,
         search_budget: int = 5,
+        notes_chars: int = 5000,
+        attempt_chars: int = 4000,
+        research_chars: int = 1200,
+        history_chars: int = 1500,
+        attempt_passage_chars: int = 450,
     ):
         super().__init__()
         self.generator = generator
@@ -57,6 +82,11 @@ class Reviser(dspy.Module):
         self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
         self.search = search
         self.search_budget = search_budget
+        self.notes_chars = notes_chars
+        self.attempt_chars = attempt_chars
+        self.research_chars = research_chars
+        self.history_chars = history_chars
+        self.attempt_passage_chars = attempt_passage_chars
         self.revise = dspy.Predict(ReviseQA)
 
     def forward(
@@ -65,25 +95,22 @@ class Reviser(dspy.Module):
         target_steps: int,
         failure: str,
         candidate: Candidate,
-        generator_trace: list[dict[str, Any]],
+        research: list[dict[str, Any]],
         notes: list[dict[str, Any]],
         best_attempt: dict[str, Any] | None,
+        history: list[dict[str, Any]] | None = None,
         rollout_id: int | None = None,
     ) -> GenResult:
         meter, trace = Meter(), []
         notes = [dict(n) for n in notes]
         feedback = FEEDBACK[failure].format(s=target_steps)
+        answer_type = candidate.answer_type
         if self.search:
             self.generator.gather(
-                document,
-                target_steps,
-                feedback,
-                notes,
-                trace,
-                meter,
-                self.search_budget,
-                rollout_id,
-            )
+                document, target_steps, feedback, notes, trace, meter, self.search_budget,
+                rollout_id, answer_type,
+            )  # fmt: skip
+        passage_chars = self.attempt_passage_chars
 
         def predict(retry: int, hint: str) -> tuple[Any, str | None]:
             return safe_predict(
@@ -94,12 +121,15 @@ class Reviser(dspy.Module):
                 sample_config(rollout_id, None, retry),
                 document=clip(document, 2400),
                 target_steps=target_steps,
+                answer_type=answer_type,
+                answer_from=self.generator.answer_from,
                 failure=failure,
                 current=candidate.render()
                 + (f"\n(Your last revision broke a rule: {hint})" if hint else ""),
-                generator_trace=render_generator_trace(generator_trace),
-                search_trace=render_attempt(best_attempt),
-                notes=_notes(notes, self.generator.passage_chars, self.generator.notes_chars),
+                generator_trace=render_research([*research, *trace], notes, self.research_chars),
+                search_trace=render_attempt(best_attempt, passage_chars, self.attempt_chars),
+                previous_rounds=render_history(history or [], self.history_chars),
+                notes=_notes(notes, 1200, self.notes_chars),
             )
 
         return pair_with_retry(
@@ -108,4 +138,5 @@ class Reviser(dspy.Module):
             trace,
             meter,
             lambda pred: {"type": "revised", "failure": failure, "analysis": pred.analysis},
+            answer_type,
         )

@@ -62,6 +62,16 @@ class RoundResult:
             "seconds": float(self.meter.get("seconds", 0.0)),
         }
 
+    def history_entry(self) -> dict[str, Any]:
+        """This round as the reviser of a later round sees it."""
+        c = self.candidate or {}
+        analysis = next(
+            (t.get("analysis") for t in self.generator_trace if t["type"] == "revised"), None
+        )
+        return {"round": self.round, "mode": self.mode, "status": self.status,
+                "question": c.get("question"), "answer": c.get("answer"),
+                "analysis": analysis}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -123,10 +133,13 @@ class Sage(dspy.Module):
         agent_temperature: float = 0.7,
         attempt_workers: int = 1,
         judge_min_gold_recall: float = 0.5,
+        answer_source: str = "seed",
     ):
         super().__init__()
         adapter = adapter if adapter is not None else dspy.JSONAdapter()
-        self.generator = Generator(retriever, generator_lm, adapter, k, generator_searches)
+        self.generator = Generator(
+            retriever, generator_lm, adapter, k, generator_searches, answer_source=answer_source
+        )
         self.reviser = Reviser(self.generator, generator_lm, adapter, revise_with_search)
         self.agent = SearchAgent(retriever, agent_lm, adapter, k, max_searches)
         self.judge = Judge(judge_lm, adapter, min_gold_recall=judge_min_gold_recall)
@@ -147,11 +160,13 @@ class Sage(dspy.Module):
         document: str,
         s: int,
         strategy: str,
-        prev: RoundResult | None,
+        done: list[RoundResult],
         rng: random.Random,
         rollout: int,
         doc_id: str,
+        answer_type: str,
     ) -> tuple[str, GenResult]:
+        prev = done[-1] if done else None
         regenerate = (
             prev is None
             or strategy == "resample"
@@ -160,16 +175,19 @@ class Sage(dspy.Module):
         )
         if regenerate:
             mode = "generate" if prev is None else "resample"
-            return mode, self.generator(document, s, rollout_id=rollout, doc_id=doc_id)
+            return mode, self.generator(
+                document, s, rollout_id=rollout, doc_id=doc_id, answer_type=answer_type
+            )
         best = best_attempt(prev.attempts, rng)
         return f"revise:{prev.status}", self.reviser(
             document,
             s,
             prev.status,
             Candidate(**prev.candidate),
-            prev.generator_trace,
+            [t for r in done for t in r.generator_trace if t["type"] == "search"],
             prev.notes,
             asdict(best) if best else None,
+            history=[r.history_entry() for r in done],
             rollout_id=rollout,
         )
 
@@ -185,6 +203,7 @@ class Sage(dspy.Module):
         resume_from: list[RoundResult] | None = None,
         seed: Any = 0,
         doc_id: str = "seed",
+        answer_type: str = "entity",
     ) -> SageResult:
         """Run rounds 0..R for one seed document; ``resume_from`` skips finished rounds."""
         if strategy not in STRATEGIES:
@@ -197,8 +216,9 @@ class Sage(dspy.Module):
             return SageResult(done)
         for r in range(len(done), rounds + 1):
             rollout = _seed_int(seed, r) % 100_000
-            prev = done[-1] if done else None
-            mode, gen = self._produce(document, target_steps, strategy, prev, rng, rollout, doc_id)
+            mode, gen = self._produce(
+                document, target_steps, strategy, done, rng, rollout, doc_id, answer_type
+            )
             meter = Meter()
             meter.add(gen.meter)
             if gen.candidate is None:

@@ -11,7 +11,12 @@ from typing import Literal
 import dspy
 from pydantic import BaseModel, Field
 
-AnswerType = Literal["entity", "date", "number", "other"]
+AnswerType = Literal["entity", "date", "number"]
+ANSWER_TYPES: tuple[str, ...] = ("entity", "date", "number")
+ANSWER_SOURCES = {
+    "seed": "a fact stated in the seed document (P1)",
+    "any": "a fact stated in the seed document or in any passage of the notes",
+}
 
 
 class PlanStep(BaseModel):
@@ -24,10 +29,14 @@ class PlanStep(BaseModel):
 
 class NextStep(dspy.Signature):
     """You answer a question by searching a document collection, one step at a time.
-    Each step, either search for one missing fact (action "search", text = a short keyword
-    query naming a specific entity) or give the final answer (action "answer", text = the
-    short answer only: a name, date or number). Search for one fact at a time; never repeat
-    a query; answer as soon as the passages contain the answer."""
+    Each step, either search for one missing fact (action "search", text = a short query
+    about one entity or sub-question) or give the final answer (action "answer", text = the
+    short answer only: a name, date or number). Ground every step in the retrieved
+    passages: answer only from them, not from your own knowledge (common sense and
+    arithmetic are fine). Do not guess the entities the question hides: find them with
+    searches, and build queries from the question and the passages. Search for one fact at
+    a time; never repeat a query; answer as soon as the passages contain the answer. When
+    searches_left is 0 you must answer."""
 
     question: str = dspy.InputField()
     trajectory: str = dspy.InputField(desc="your earlier searches and the passages they returned")
@@ -39,7 +48,7 @@ class NextStep(dspy.Signature):
 
 class FinalAnswer(dspy.Signature):
     """The search budget is spent. Give your best short answer to the question (a name, date
-    or number) from the passages found so far; guess if they do not say."""
+    or number) from the passages found so far."""
 
     question: str = dspy.InputField()
     trajectory: str = dspy.InputField(desc="your searches and the passages they returned")
@@ -57,6 +66,7 @@ class ResearchStep(dspy.Signature):
 
     document: str = dspy.InputField(desc="the seed document")
     target_steps: int = dspy.InputField(desc="searches a solver should need")
+    answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
     feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
     notes: str = dspy.InputField(desc="passages found so far, each with a reference like P2")
     searches_left: int = dspy.InputField()
@@ -67,21 +77,24 @@ class ResearchStep(dspy.Signature):
 
 class WriteQA(dspy.Signature):
     """Write one question and its answer from the seed document and notes (reverse
-    formulation). Rules: the answer is a short, unique fact (entity, date or number) stated
-    in the seed document; the question is standalone (never says "the document" or "the
-    passage"), does not contain the answer, and is not a how/why question; it chains about
+    formulation). Rules: the answer is short, of the given `answer_type` (an entity, a date
+    or a number), unique for the question, and comes from `answer_from`; every step of the
+    plan is supported by the seed document or the notes; the question is standalone (never
+    says "the document" or "the passage"), does not contain the answer, and is not a how/why
+    question; it chains about
     `target_steps` facts, each hidden behind a description, so that a solver must search for
     each of them in turn. The plan lists those facts in the order a solver finds them, the
     last one giving the answer."""
 
     document: str = dspy.InputField(desc="the seed document, reference P1")
     target_steps: int = dspy.InputField()
+    answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
+    answer_from: str = dspy.InputField(desc="where the answer must be stated")
     feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
     notes: str = dspy.InputField(desc="passages found by research, with references")
     reasoning: str = dspy.OutputField(desc="which chain of facts the question follows")
     question: str = dspy.OutputField()
-    answer: str = dspy.OutputField(desc="short answer: a name, date or number")
-    answer_type: AnswerType = dspy.OutputField()
+    answer: str = dspy.OutputField(desc="the short answer, of the given answer_type")
     plan: list[PlanStep] = dspy.OutputField(desc="the hops a solver follows, in order")
 
 
@@ -91,32 +104,44 @@ class ReviseQA(dspy.Signature):
     see which shortcut it used (a name or unique detail left in the question) and hide that
     entity behind a description from another passage, adding hops. If the failure is
     "incorrect", no attempt found the answer: see where the agent got lost and make the
-    question clearer or the answer better supported, or fix a wrong answer. Keep the answer
-    a short unique fact; standalone question, no how/why, answer not in the question."""
+    question clearer or the answer better supported, or fix a wrong answer. Rely only on the
+    seed document, the notes and the passages in the traces. Keep the answer a short unique
+    fact of the given `answer_type` from `answer_from`; standalone question, no how/why,
+    answer not in the question. Every search step counts: no two hops answered by one
+    query."""
 
     document: str = dspy.InputField(desc="the seed document, reference P1")
     target_steps: int = dspy.InputField()
+    answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
+    answer_from: str = dspy.InputField(desc="where the answer must be stated")
     failure: Literal["too_easy", "incorrect"] = dspy.InputField()
     current: str = dspy.InputField(desc="the current question, answer and plan")
-    generator_trace: str = dspy.InputField(desc="how the current question was researched")
-    search_trace: str = dspy.InputField(desc="the search agent's attempt at the question")
     notes: str = dspy.InputField(desc="passages available, with references")
+    generator_trace: str = dspy.InputField(desc="the research: queries and passages found")
+    search_trace: str = dspy.InputField(desc="the search agent's attempt, passages included")
+    previous_rounds: str = dspy.InputField(desc="earlier versions and analyses, or 'none'")
     analysis: str = dspy.OutputField(desc="why it failed and what to change")
     question: str = dspy.OutputField()
-    answer: str = dspy.OutputField(desc="short answer: a name, date or number")
-    answer_type: AnswerType = dspy.OutputField()
+    answer: str = dspy.OutputField(desc="the short answer, of the given answer_type")
     plan: list[PlanStep] = dspy.OutputField(desc="the hops a solver follows, in order")
 
 
 class JudgeAnswer(dspy.Signature):
-    """Decide whether a response answers the question with the gold answer. Extract the
-    final answer from the response, then say whether it means the same as the gold answer
-    or one of its aliases (same entity, date or number; formatting and units may differ)."""
+    """Judge whether the response to the question is correct, based on the precise and
+    unambiguous gold answers (the gold answer and its aliases, separated by |). First
+    extract the final exact answer from the response ('None' if it gives none). Then reason
+    only about whether it means the same as one of the gold answers: more detail is fine,
+    and so is missing a minor point when it clearly refers to the same thing; ignore
+    capitalization; do not solve the question yourself or argue for another answer.
+    correct is true if the extracted answer matches one of the gold answers (or, for
+    numbers, is within a small margin), false if there is any inconsistency, ambiguity or
+    non-equivalence."""
 
     question: str = dspy.InputField()
     gold_answers: str = dspy.InputField(desc="the gold answer and its aliases, separated by |")
     response: str = dspy.InputField()
-    extracted_answer: str = dspy.OutputField()
+    extracted_answer: str = dspy.OutputField(desc="the final exact answer in the response")
+    reasoning: str = dspy.OutputField(desc="one or two sentences: same answer or not, and why")
     correct: bool = dspy.OutputField()
 
 

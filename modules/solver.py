@@ -37,7 +37,12 @@ def attempt(
     rollout: int,
     temperature: float | None,
 ) -> Attempt:
-    """One agent rollout on ``question``, judged against ``golds`` (first = gold, rest aliases)."""
+    """One agent rollout on ``question``, judged against ``golds`` (first = gold, rest aliases).
+
+    A forced answer (given after the search budget ran out) is judged for reports
+    (``judgement["correct"]``) but the attempt is never ``correct``: it cannot make a pair
+    solved, set its fewest searches or pass re-verification.
+    """
     res: AgentResult = agent(question, rollout_id=rollout, temperature=temperature)
     jm = Meter()
     j = judge(question, golds[0], res.answer, aliases=list(golds[1:]), meter=jm)
@@ -47,7 +52,7 @@ def attempt(
         index=index,
         answer=res.answer,
         n_searches=res.n_searches,
-        correct=j.correct,
+        correct=j.correct and not res.forced,
         judgement=j.to_dict(),
         trace=res.trace,
         meter=meter.to_dict(),

@@ -6,8 +6,10 @@ import re
 import string
 import unicodedata
 from collections import Counter
+from decimal import Decimal
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—"})
 
 
@@ -17,7 +19,7 @@ def normalize(text: str | None) -> str:
         return ""
     text = unicodedata.normalize("NFKD", str(text))
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = text.replace(",", "") if re.fullmatch(r"[\d,.\s]+", text) else text
+    text = _THOUSANDS.sub("", text)  # "7,531" -> "7531" anywhere, not only alone
     text = text.translate(_PUNCT)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
@@ -68,3 +70,29 @@ def contains_answer(question: str, answer: str) -> bool:
     """Whether the normalised answer appears as a whole phrase in the question."""
     a, q = normalize(answer), normalize(question)
     return bool(a) and f" {a} " in f" {q} "
+
+
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+_UNITS += "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+_TENS = {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80}
+_WORD_NUMBERS = {w: i for i, w in enumerate(_UNITS.split())} | _TENS | {"ninety": 90}
+_NUMBER = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?!,\d{3})"
+    r"(?:\s*(thousand|million|billion|trillion)\b)?"
+)
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b")
+
+
+def numbers(text: str | None) -> set[Decimal]:
+    """Every number in ``text`` as a value: "7,531", "7531" and "7531.0" are one number,
+    "3 million" is 3,000,000, and the words zero..twenty, thirty..ninety count too."""
+    if not text:
+        return set()
+    low = unicodedata.normalize("NFKC", str(text)).lower()
+    out: set[Decimal] = set()
+    for whole, frac, scale in _NUMBER.findall(low):
+        value = Decimal(whole.replace(",", "") + (f".{frac}" if frac else ""))
+        out.add((value * _SCALES.get(scale, 1)).normalize())
+    out.update(Decimal(_WORD_NUMBERS[w]) for w in _NUMBER_WORD.findall(low))
+    return out

@@ -171,7 +171,7 @@ def demo_generator_rule(prompt: str) -> dict[str, Any]:
 def demo_agent_rule(prompt: str) -> dict[str, Any]:
     """Scripted agent: one search, then the answer; judge says correct."""
     if "gold_answers" in prompt:
-        return {"extracted_answer": "Ferrin Vashti", "correct": True}
+        return {"extracted_answer": "Ferrin Vashti", "reasoning": "scripted", "correct": True}
     if "(no searches yet)" in prompt:
         return {"reasoning": "scripted", "action": "search", "text": "Mount Oskarrow first ascent"}
     if "searches_left" in prompt:

@@ -64,14 +64,22 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(workdir):
+    """kill -9 loses no finished round, leaves no process behind (the temporary Prefect
+    API dies with its parent), and the re-run resumes without redoing a round."""
+    import psutil
+
     ckpt = workdir / "runs" / "kill" / "checkpoints.jsonl"
     proc = _driver(workdir, "kill", delay=0.4, fail_first=0, seeds=4)
     deadline = time.time() + 240
     while len(_lines(ckpt)) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished before it could be killed: raise the delay"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("uvicorn" in " ".join(c.cmdline()) for c in children)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind after kill -9: {[c.cmdline() for c in alive]}"
     before = _lines(ckpt)
     assert len(before) >= 2
     proc = _driver(workdir, "kill", delay=0.0, fail_first=0, seeds=4)
@@ -191,6 +199,7 @@ def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir):
     assert metrics["cost"]["lm_calls"] == int(cands["lm_calls"].sum()) > 0
     assert (workdir / "runs" / "latest").resolve() == run.resolve()
     out = export_run(run, "searchr1")
-    rl = pl.read_parquet(out)
-    assert rl.columns == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
+    rl = pl.read_parquet(out["paths"]["train"])
+    assert rl.columns == ["id", "question", "golden_answers", "data_source", "prompt",
+                          "ability", "reward_model", "extra_info"]  # fmt: skip
     assert rl.height == pl.read_parquet(run / "dataset.parquet").height

@@ -1,11 +1,12 @@
 """Judge decision paths (scripted LLM judge where one is needed)."""
 
 from modules.judge import Judge
+from modules.signatures import JudgeAnswer
 from tests.helpers import ScriptedLM
 
 
 def judge_saying(correct: bool, **kw) -> Judge:
-    lm = ScriptedLM([{"extracted_answer": "x", "correct": correct}])
+    lm = ScriptedLM([{"extracted_answer": "x", "reasoning": "scripted", "correct": correct}])
     lm.cache = False
     return Judge(lm, **kw)
 
@@ -13,12 +14,58 @@ def judge_saying(correct: bool, **kw) -> Judge:
 def test_string_paths_never_call_the_model():
     j = Judge(ScriptedLM([]))
     assert j("Q?", "Ilvaro", "ilvaro.").method == "exact"
-    assert j("Q?", "Port Caskel harbour", "Port Caskel harbour area").method == "f1"
-    assert (
-        j("Q?", "1,850", "about 1850 people").method == "llm_failed"
-    )  # numbers agree: model asked
+    assert j("Q?", "Ilvaro", "the Ilvaro", aliases=["Ilvaro Isle"]).method == "exact"
+    assert j("Q?", "Ilvaro Isle", "ilvaro", aliases=["Ilvaro"]).method == "exact"  # an alias
+    assert j("Q?", "1,850", "about 1850 people").method == "llm_failed"  # numbers agree: asked
     assert j("Q?", "820 metres", "640 metres").method == "number_guard"
     assert j("Q?", "Ilvaro", "").method == "empty"
+
+
+def test_near_misses_are_not_accepted_without_a_model():
+    """Token F1 >= 0.8 used to accept these model-free; they are different people."""
+    j = Judge(use_llm=False)
+    for gold, response in [
+        ("Jessie Woodrow Wilson", "Woodrow Wilson"),  # F1 0.8
+        ("George W. Bush", "George H. W. Bush"),  # F1 0.857
+        ("Port Caskel harbour", "Port Caskel harbour area"),
+    ]:
+        res = j("Who?", gold, response)
+        assert (res.correct, res.method) == (False, "undecided"), (gold, response)
+
+
+def test_number_guard_compares_values_not_digits():
+    """'The answer is 7,531.' for gold '7,531' was rejected: the comma split the number."""
+    j = Judge(use_llm=False)
+    for gold, response in [
+        ("7,531", "The answer is 7,531."),
+        ("7,531", "7531"),
+        ("3,000,000", "about 3 million"),
+        ("3 million", "3,000,000 people"),
+        ("3", "3.0"),
+        ("3", "three"),
+    ]:
+        assert j("How many?", gold, response).method != "number_guard", (gold, response)
+    assert j("How many?", "7,531", "7,351").method == "number_guard"
+    assert j("How many?", "3 million", "3 thousand").method == "number_guard"
+
+
+def test_llm_judge_runs_at_temperature_0_and_reasons_before_its_verdict():
+    lm = ScriptedLM([{"extracted_answer": "7531", "reasoning": "same number", "correct": True}])
+    lm.cache = False
+    seen = []
+    inner = lm.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("temperature"))
+        return inner(*args, **kwargs)
+
+    lm.forward = spy
+    res = Judge(lm)("How many?", "7,531", "The answer is 7,531.", aliases=["7531 people"])
+    assert (res.correct, res.method, res.reasoning) == (True, "llm", "same number")
+    assert seen == [0.0]
+    assert "7,531 | 7531 people" in lm.prompts[-1]  # the aliases reach the judge
+    fields = list(JudgeAnswer.output_fields)
+    assert fields.index("extracted_answer") < fields.index("reasoning") < fields.index("correct")
 
 
 def test_llm_yes_without_any_shared_token_is_overruled():

@@ -52,7 +52,7 @@ def attempt(searches: int, answer: str):
     return steps + [{"reasoning": "done", "action": "answer", "text": answer}]
 
 
-WRONG_JUDGE = {"extracted_answer": "Bo Lund", "correct": False}
+WRONG_JUDGE = {"extracted_answer": "Bo Lund", "reasoning": "scripted", "correct": False}
 
 
 def make(gen, agent, judge=(), **kw) -> Sage:
@@ -114,14 +114,28 @@ def test_resample_regenerates_instead_of_revising():
     assert res.rounds[1].candidate["answer"] == "Brennick"
 
 
-def test_agent_search_budget_forces_an_answer():
-    agent = lm(attempt(5, "never")[:2] + [{"reasoning": "guess", "answer": "Ada Venn"}])
-    sage = make(write(), [], max_searches=2)
-    sage.agent.lm = agent
+def test_a_spent_search_budget_ends_the_attempt_without_an_answer():
+    """As the SAGE code's agent: a search after the last one allowed gives no answer."""
+    sage = make(write(), attempt(3, "never"), max_searches=2)
     res = sage(document="d", target_steps=2, attempts=1, rounds=0)
     a = res.rounds[0].attempts[0]
-    assert a.n_searches == 2 and a.forced and a.answer == "Ada Venn"
-    assert res.rounds[0].status == "accepted"
+    assert (a.n_searches, a.answer, a.forced, a.correct) == (2, None, False, False)
+    assert [t["type"] for t in a.trace] == ["search", "search", "budget_spent"]
+    assert res.rounds[0].status == "discarded"
+
+
+def test_a_forced_answer_is_judged_but_never_solves_the_pair():
+    """A best guess after the budget (evaluation reports ask for one) used to make the pair
+    'correct at 2 >= S searches' and accepted it."""
+    guess = [{"reasoning": "guess", "answer": "Ada Venn"}]
+    sage = make(write(), attempt(3, "never") + guess, max_searches=2)
+    sage.agent.force_answer = True
+    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    a = res.rounds[0].attempts[0]
+    assert (a.n_searches, a.answer, a.forced) == (2, "Ada Venn", True)
+    assert a.judgement["correct"] and not a.correct  # shown as right, counted as wrong
+    assert res.rounds[0].summary()["min_searches"] is None
+    assert res.rounds[0].status == "discarded"
 
 
 def test_generator_search_budget_forces_writing():
@@ -145,12 +159,12 @@ def test_malformed_output_is_generation_failed_not_a_crash():
 
 
 def test_malformed_agent_steps_count_as_parse_failures():
-    agent = lm([{"__raw__": "{broken"}, {"__raw__": "{broken"}, {"reasoning": "r", "answer": "Bo"}])
+    agent = lm([{"__raw__": "{broken"}, {"__raw__": "{broken"}])
     sage = make(write(), [], [WRONG_JUDGE])
     sage.agent.lm = agent
     res = sage(document="d", target_steps=1, attempts=1, rounds=0)
     a = res.rounds[0].attempts[0]
-    assert a.parse_failures == 2 and a.forced and not a.correct
+    assert a.parse_failures == 2 and a.answer is None and not a.correct
     assert res.rounds[0].status == "discarded"
 
 
@@ -193,3 +207,28 @@ def test_parallel_attempts_are_distinct_and_complete():
     atts = res.rounds[0].attempts
     assert [a.index for a in atts] == [0, 1, 2] and all(a.correct for a in atts)
     assert len(agent.prompts) == 6  # 3 attempts x (search step + answer step)
+
+
+def test_the_reviser_sees_passage_texts_and_earlier_rounds():
+    """Round 2's reviser used to get titles and queries only, and '(no searches)' for the
+    research; it now sees the passages the attempt read, the research queries with their
+    passage references, and round 1's analysis."""
+    research = [{"reasoning": "follow", "action": "search", "query": "Ada Venn composer"}]
+    gen = lm(research + write()[1:] + revise() + revise(question="Which composer?"))
+    agent = lm(attempt(1, "Ada Venn") * 3)
+    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([]), generator_searches=1)
+    res = sage(document="Symphony doc", target_steps=3, attempts=1, rounds=2)
+    assert [r.status for r in res.rounds] == ["too_easy", "too_easy", "too_easy"]
+    round2 = gen.prompts[-1]
+    assert "searched 'Ada Venn composer' -> P" in round2  # the research, not "(no searches)"
+    assert "Ada Venn is a composer born in Brennick in 1950" in round2  # a passage's text
+    assert "Analysis: hide the name" in round2  # round 1's analysis
+    assert "Round 0 (generate)" in round2 and "-> too_easy" in round2
+
+
+def test_the_drawn_answer_type_is_given_to_the_generator():
+    gen = lm(write())
+    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, lm(attempt(2, "Ada Venn")), lm([]))
+    res = sage(document="d", target_steps=2, attempts=1, rounds=0, answer_type="date")
+    assert "[[ ## answer_type ## ]]\ndate" in gen.prompts[-1]
+    assert res.rounds[0].candidate["answer_type"] == "date"
