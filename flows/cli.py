@@ -24,6 +24,9 @@ app = typer.Typer(
 models_app = typer.Typer(no_args_is_help=True, help="Install and verify the local models.")
 app.add_typer(models_app, name="models")
 
+# commands that run Prefect flows: they get a temporary Prefect API that dies with sage
+FLOW_COMMANDS = {"index", "generate", "demo", "validate", "evaluate", "optimize", "refresh"}
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")]
 
 
@@ -52,6 +55,10 @@ def _global(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory. [SAGE_DATA_DIR]")] = None,
 ) -> None:
     """Global options apply to every subcommand (put them before it)."""
+    if ctx.invoked_subcommand in FLOW_COMMANDS and "--help" not in sys.argv:
+        from flows.api_server import temporary_api
+
+        ctx.with_resource(temporary_api())
     ctx.obj = Ctx(
         dict(
             lm=lm,
@@ -153,6 +160,24 @@ def generate(
     max_searches: Annotated[int, typer.Option(help="Search-agent budget.")] = 10,
     generator_searches: Annotated[int, typer.Option(help="Generator search budget.")] = 20,
     program: Annotated[str | None, typer.Option(help="Optimized program file to load.")] = None,
+    answer_types: Annotated[
+        str,
+        typer.Option(
+            help="Answer types drawn per seed, e.g. entity,date,number or entity:2,date:1."
+        ),
+    ] = "entity,date,number",
+    answer_source: Annotated[
+        str,
+        typer.Option(
+            help="seed: the answer is stated in the seed document; any: in any passage found."
+        ),
+    ] = "seed",
+    relaxed_final_round: Annotated[
+        bool,
+        typer.Option(
+            help="Also keep last-round items solved in < S searches (>= 2), marked relaxed."
+        ),
+    ] = False,
     task_runner: Annotated[
         str | None,
         typer.Option(help="Seed fan-out: thread | dask | dask://HOST:PORT. [SAGE_TASK_RUNNER]"),
@@ -181,6 +206,9 @@ def generate(
         max_searches=max_searches,
         generator_searches=generator_searches,
         program=program,
+        answer_types=answer_types,
+        answer_source=answer_source,
+        relaxed_final_round=relaxed_final_round,
     )
     params.validate()  # fail before Prefect starts
     check_task_runner(settings)
@@ -206,14 +234,14 @@ def _run_headline(summary: dict[str, Any]) -> str:
 @app.command("demo")
 def demo_cmd(
     ctx: typer.Context,
-    seeds: Annotated[int, typer.Option(help="Seed documents to process.")] = 2,
+    seeds: Annotated[int, typer.Option(help="Seed documents to process.")] = 1,
     attempts: Annotated[int, typer.Option(help="Search-agent attempts K.")] = 2,
     rounds: Annotated[int, typer.Option(help="Feedback rounds R.")] = 1,
     run_id: Annotated[str | None, typer.Option(help="Run id (re-use to resume).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Pull models if missing, index the bundled demo corpus, run a small generation."""
-    from flows.demo import demo
+    from flows.demo import REAL_SIZE_HINT, demo
 
     summary = demo(
         seeds=seeds,
@@ -227,21 +255,81 @@ def demo_cmd(
         f"indexed {idx['documents']} demo documents into {idx['version']} "
         f"({idx['embedded']} embedded, {idx['reused']} reused)\n"
     )
-    emit(summary, as_json, head + _run_headline(summary))
+    emit(summary, as_json, head + _run_headline(summary) + "\n" + REAL_SIZE_HINT)
 
 
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or runs/latest).")],
     fmt: Annotated[str, typer.Option("--format", help="hf | searchr1")] = "hf",
-    out: Annotated[Path | None, typer.Option(help="Output parquet path.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+    data_source: Annotated[
+        str, typer.Option(help="data_source of every row (Search-R1 picks its reward by it).")
+    ] = "sage",
+    test_frac: Annotated[float, typer.Option(help="Share held out as test.parquet.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    validated: Annotated[
+        bool | None,
+        typer.Option(
+            "--validated/--unvalidated",
+            help="Export the latest validation's filtered copy / the raw dataset. "
+            "Default: the filtered copy when a validation exists.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a run's dataset as HF-datasets parquet or the Search-R1/verl RL layout."""
+    """Export a run's verified items as HF-datasets parquet or the Search-R1/verl RL layout."""
     from flows.export import export_run
 
-    path = export_run(run_dir, fmt, out)  # type: ignore[arg-type]
-    emit({"path": str(path), "format": fmt}, as_json, str(path))
+    res = export_run(run_dir, fmt, out, data_source, test_frac, seed, validated)  # type: ignore[arg-type]
+    human = "\n".join(f"{split}: {path} ({res['counts'][split]} rows)"
+                      for split, path in res["paths"].items())  # fmt: skip
+    emit(res, as_json, f"{human}\nfrom {res['source']}")
+
+
+@app.command("judge")
+def judge_cmd(
+    ctx: typer.Context,
+    cases: Annotated[
+        Path, typer.Argument(help='JSON lines {"question", "gold", "aliases"?, "response"}.')
+    ],
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Model-free only: exact match or undecided.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the verdict lines here.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Cases judged at once.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Judge each case with sage's judge; one JSON verdict line per case, in input order."""
+    from flows.judge_cases import judge_cases, read_cases, summarise
+    from flows.runtime import configure_lm_cache
+    from modules.judge import Judge
+    from modules.lm import build_lm, lm_config
+
+    settings: Settings = ctx.obj.settings()
+    items = read_cases(cases)  # a bad line fails before any model loads
+    lm = None
+    if not no_llm:
+        configure_lm_cache(settings)
+        lm = build_lm(lm_config(settings, "judge", concurrency))
+    judge = Judge(lm, use_llm=not no_llm, min_gold_recall=settings.judge_min_gold_recall)
+    verdicts = []
+    sink = out.open("w", encoding="utf-8") if out else None
+    try:
+        for v in judge_cases(items, judge, max(1, concurrency)):
+            verdicts.append(v)
+            line = json.dumps(v, ensure_ascii=False)
+            if sink:
+                sink.write(line + "\n")
+            else:
+                typer.echo(line)
+    finally:
+        if sink:
+            sink.close()
+    summary = summarise(verdicts) | {"out": str(out) if out else None}
+    if out:
+        emit(summary, as_json, f"{summary['correct']} of {summary['cases']} judged correct "
+             f"({summary['by_method']}); verdicts in {out}")  # fmt: skip
 
 
 cli_index.register(app)

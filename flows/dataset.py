@@ -29,7 +29,9 @@ DATASET_SCHEMA: dict[str, pl.DataType] = {
     "seed_doc_id": pl.String(),
     "supporting_ids": pl.List(pl.String()),
     "verified": pl.Boolean(),
+    "relaxed": pl.Boolean(),
 }
+RELAXED_MIN_SEARCHES = 2  # the SAGE code's --min_search_step for its relaxed last round
 
 
 def group_rounds(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -51,14 +53,44 @@ def count_accepted(done: dict[str, list[dict[str, Any]]]) -> int:
     return sum(1 for rs in done.values() if rs and rs[-1]["status"] == "accepted")
 
 
-def dataset_rows(done: dict[str, list[dict[str, Any]]], keep_unverified: bool) -> list[dict]:
-    rows = []
+def kept_status(last: dict[str, Any], params: Any) -> str | None:
+    """Why a seed's last round enters the dataset: accepted, unverified (kept on request) or
+    relaxed (the SAGE code's last round: solved in the final round, too easy included, with
+    at least 2 searches); None when it does not."""
+    if last["status"] == "accepted":
+        return "accepted"
+    if last["status"] == "unverified" and params.keep_unverified:
+        return "unverified"
+    relaxed = getattr(params, "relaxed_final_round", False)
+    if (
+        relaxed
+        and last["status"] == "too_easy"
+        and int(last["round"]) >= params.rounds
+        and (last.get("min_searches") or 0) >= RELAXED_MIN_SEARCHES
+    ):
+        return "relaxed"
+    return None
+
+
+def question_key(question: str | None) -> str:
+    """Exact-duplicate key of a question: whitespace and case folded."""
+    return " ".join(str(question or "").split()).casefold()
+
+
+def dataset_rows(done: dict[str, list[dict[str, Any]]], params: Any) -> tuple[list[dict], int]:
+    """The dataset items in seed order, and how many exact-duplicate questions were dropped
+    (the first occurrence is kept, as the SAGE code does)."""
+    rows, seen, dropped = [], set(), 0
     for sid, rs in sorted(done.items()):
         last = rs[-1] if rs else None
-        if not last or last["status"] not in (
-            {"accepted", "unverified"} if keep_unverified else {"accepted"}
-        ):
+        why = kept_status(last, params) if last else None
+        if why is None:
             continue
+        key = question_key(last["question"])
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
         rows.append(
             {
                 "id": f"{last['run_id']}:{sid}",
@@ -74,10 +106,11 @@ def dataset_rows(done: dict[str, list[dict[str, Any]]], keep_unverified: bool) -
                 "round_accepted": last["round"],
                 "seed_doc_id": last["doc_id"],
                 "supporting_ids": last.get("supporting_ids") or [],
-                "verified": last["status"] == "accepted",
+                "verified": why != "unverified",
+                "relaxed": why == "relaxed",
             }
         )
-    return rows
+    return rows, dropped
 
 
 def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
@@ -87,7 +120,7 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     flat = [r for rs in done.values() for r in rs]
     cands = candidates_frame(flat)
     store.write_parquet("candidates.parquet", cands)
-    rows = dataset_rows(done, params.keep_unverified)
+    rows, duplicates = dataset_rows(done, params)
     data = pl.DataFrame(rows, schema=DATASET_SCHEMA)
     store.write_parquet("dataset.parquet", data)
     store.write_jsonl("dataset.jsonl", rows)
@@ -106,6 +139,7 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     metrics = compute_metrics(cands, params.rounds)
     metrics["planned_seeds"] = len(plan)
     metrics["processed_seeds"] = len(done)
+    metrics["duplicate_questions_dropped"] = duplicates
     store.write_json("metrics.json", metrics)
     write_report(store.path, store.read_manifest(), metrics)
     write_html_report(store.path)

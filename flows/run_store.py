@@ -143,6 +143,17 @@ class RunStore:
         os.replace(tmp, link)
 
 
+def latest_in(runs_dir: Path) -> Path | None:
+    """The directory ``runs_dir/latest`` points at (a symlink or a text file), if any."""
+    link = Path(runs_dir) / LATEST
+    if link.is_dir():
+        return link.resolve()
+    if link.is_file():
+        target = link.parent / link.read_text().strip()
+        return target if target.is_dir() else None
+    return None
+
+
 def resolve_run_dir(path: Path) -> Path:
     """Accept a run directory or runs/latest; error clearly when it is not a run."""
     p = Path(path)

@@ -102,3 +102,38 @@ def test_generate_rejects_bad_options_before_starting(tmp_path, args, msg):
 def test_export_of_a_non_run_names_the_directory(tmp_path):
     res = run("export", str(tmp_path))
     assert res.returncode == 1 and f"{tmp_path}: not a sage run directory" in res.stderr
+
+
+def test_judge_writes_one_verdict_per_case_in_input_order(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    rows = [
+        {"question": "Who?", "gold": "Jessie Woodrow Wilson", "response": "Woodrow Wilson"},
+        {"question": "Where?", "gold": "Ilvaro", "aliases": ["Ilvaro Isle"],
+         "response": "Ilvaro isle."},
+        {"question": "How many?", "gold": "820 metres", "response": "640 metres"},
+        {"question": "When?", "gold": "1642", "response": ""},
+    ]  # fmt: skip
+    cases.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    res = run("judge", str(cases), "--no-llm")
+    assert res.returncode == 0, res.stderr
+    verdicts = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [(v["line"], v["correct"], v["method"]) for v in verdicts] == [
+        (1, False, "undecided"), (2, True, "exact"), (3, False, "number_guard"), (4, False, "empty")
+    ]  # fmt: skip
+    out = tmp_path / "verdicts.jsonl"
+    res = run("judge", str(cases), "--no-llm", "--out", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(x) for x in out.read_text().splitlines()] == verdicts
+    assert json.loads(res.stdout)["by_method"]["exact"] == 1
+
+
+def test_judge_names_the_malformed_line(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"question": "q", "gold": "g", "response": "r"}\n{"question": "q", "gold"\n')
+    res = run("judge", str(cases), "--no-llm")
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sage: error: {cases}:2: malformed JSON")
+    cases.write_text('{"question": "q", "response": "r"}\n')
+    res = run("judge", str(cases), "--no-llm")
+    assert res.stderr.strip() == f"sage: error: {cases}:1: field 'gold': missing"
