@@ -24,6 +24,7 @@ app = typer.Typer(
 models_app = typer.Typer(no_args_is_help=True, help="Install and verify the local models.")
 app.add_typer(models_app, name="models")
 
+LOG: dict[str, Path | None] = {"path": None}  # this command's log file, once routed
 # commands that run Prefect flows: they get a temporary Prefect API that dies with sage
 FLOW_COMMANDS = {"index", "generate", "demo", "validate", "evaluate", "optimize", "refresh"}
 
@@ -53,12 +54,11 @@ def _global(
         str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory. [SAGE_DATA_DIR]")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show Prefect's log on the console.")
+    ] = False,
 ) -> None:
     """Global options apply to every subcommand (put them before it)."""
-    if ctx.invoked_subcommand in FLOW_COMMANDS and "--help" not in sys.argv:
-        from flows.api_server import temporary_api
-
-        ctx.with_resource(temporary_api())
     ctx.obj = Ctx(
         dict(
             lm=lm,
@@ -69,6 +69,14 @@ def _global(
             data_dir=data_dir,
         )
     )
+    if ctx.invoked_subcommand in FLOW_COMMANDS and "--help" not in sys.argv:
+        from flows.api_server import temporary_api
+        from flows.logs import route_logs
+
+        LOG["path"] = route_logs(ctx.obj.settings().data_dir, verbose)
+        if verbose:
+            _log(f"sage: log file {LOG['path']}")
+        ctx.with_resource(temporary_api(LOG["path"]))
 
 
 def emit(summary: dict[str, Any], as_json: bool, human: str) -> None:
@@ -135,6 +143,8 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the effective settings (secrets hidden)."""
     settings: Settings = ctx.obj.settings()
     data = settings.public_dict()
+    for secret in ("api_key", "qdrant_api_key"):  # whether it was picked up, never its value
+        data[secret] = "set" if getattr(settings, secret) else "unset"
     data["qdrant_location"] = settings.qdrant_location
     emit(data, as_json, "\n".join(f"{k} = {v}" for k, v in data.items()))
 
@@ -339,21 +349,35 @@ cli_refresh.register(app)
 
 
 def main() -> None:
-    """Console entry point: one-line reason on stderr and a non-zero exit on failure.
+    """Console entry point: one line on stderr and a non-zero exit on failure.
 
-    Usage errors are reported by Typer itself (exit 2); expected failures raised by sage
-    print `sage: error: <reason>` and exit 1; Ctrl-C exits 130 and SIGTERM 143 at once
-    (finished rounds are checkpointed).
+    Usage errors are reported by Typer itself (exit 2); expected failures print
+    `sage: error: <reason>` (`<file>:<line>: <field>: <reason>` where those apply) as the
+    last and only line on stderr and exit 1, Prefect's log of them going to the log file;
+    a bug prints its traceback and where the full log is (exit 1); Ctrl-C exits 130 and
+    SIGTERM 143 at once (finished rounds are checkpointed).
     """
     try:
         app()
-    except (SageError, ModelVerificationError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"sage: error: {msg}", err=True)
+    except (SageError, ModelVerificationError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"sage: error: {one_line(exc)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("sage: interrupted", err=True)
         sys.exit(130)
+    except Exception:  # a bug: show it, and where the whole log is
+        import traceback
+
+        traceback.print_exc()
+        where = f"; full log: {LOG['path']}" if LOG["path"] else ""
+        typer.echo(f"sage: unexpected error (a bug){where}", err=True)
+        sys.exit(1)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, shortened in the middle if it is very long."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else f"{text[: limit - 60]} … {text[-55:]}"
 
 
 if __name__ == "__main__":

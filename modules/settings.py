@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     )
     qdrant_api_key: SecretStr | None = None
     collection: str = Field("corpus", min_length=1)
+    max_doc_chars: int = Field(
+        100_000_000,
+        ge=1,
+        description="Longest document `sage index` accepts (characters); longer documents are "
+        "rejected, shorter ones are split into passages whatever their length.",
+    )
 
     task_runner: str = Field(
         "thread",

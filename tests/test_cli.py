@@ -60,6 +60,9 @@ def test_config_json_hides_secrets(tmp_path):
     data = json.loads(res.stdout)
     assert data["lm"] == "openai/gpt-4o-mini"
     assert "sk-hidden" not in res.stdout
+    assert (data["api_key"], data["qdrant_api_key"]) == ("set", "unset")  # picked up or not
+    res = run("config", cwd=tmp_path)
+    assert "api_key = unset" in res.stdout
 
 
 def test_bad_config_file_is_one_line_error_naming_field(tmp_path):
