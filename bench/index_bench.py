@@ -1,10 +1,10 @@
-"""Indexing throughput: `sage index` versus a bare fastembed + qdrant-client loop, same data.
+"""Indexing throughput: `sage index` versus a bare fastembed + Qdrant Edge loop, same data.
 
-Each side runs in its own subprocess (fresh embedded Qdrant dir) so peak RSS is per side;
-runs alternate (bare, sage, sage, bare, ...) to cancel drift in machine load.
+Each side runs in its own subprocess (fresh store directory) so peak RSS is per side; runs
+alternate (bare, sage, sage, bare, ...) to cancel drift in machine load.
 
-    .venv/bin/python bench/index_bench.py /work/shared/data/wiki_paragraphs_16k.jsonl \
-        --limit 800 --rounds 2 --out bench/results/index.json
+    .venv/bin/python bench/index_bench.py ../shared/data/wiki_paragraphs_16k.jsonl \
+        --limit 2000 --rounds 2 --out bench/results/index_throughput.json
 """
 
 from __future__ import annotations
@@ -23,23 +23,34 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = Path(os.environ.get("SAGE_MODELS_DIR", Path.home() / ".cache" / "sage" / "models"))
 
 
-def bare(data: Path, qdrant_dir: Path, batch: int = 256) -> int:
-    """The baseline: read JSONL, embed dense + BM25 in batches, upsert. No validation."""
+def bare(data: Path, shard_dir: Path, batch: int = 256) -> int:
+    """The baseline: read JSONL, embed dense + BM25 in batches, upsert into one Edge shard,
+    flush and optimize. No validation, no chunking, no versions."""
     from fastembed import SparseTextEmbedding, TextEmbedding
     from fastembed.common.model_description import ModelSource, PoolingType
-    from qdrant_client import QdrantClient, models
+    from qdrant_edge import (
+        CountRequest,
+        Distance,
+        EdgeConfig,
+        EdgeShard,
+        EdgeSparseVectorParams,
+        EdgeVectorParams,
+        Modifier,
+        Point,
+        SparseVector,  # fmt: skip
+        UpdateOperation,
+    )
 
     TextEmbedding.add_custom_model(
         "bare/minilm", PoolingType.MEAN, True, ModelSource(hf="x/y"), 384, "model.onnx"
     )
     dense = TextEmbedding("bare/minilm", specific_model_path=str(MODELS / "embedder"))
     sparse = SparseTextEmbedding("Qdrant/bm25", specific_model_path=str(MODELS / "bm25"))
-    client = QdrantClient(path=str(qdrant_dir))
-    client.create_collection(
-        "bare",
-        vectors_config={"dense": models.VectorParams(size=384, distance=models.Distance.COSINE)},
-        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
-    )
+    shard = EdgeShard.create(str(shard_dir), EdgeConfig(
+        vectors={"dense": EdgeVectorParams(size=384, distance=Distance.Cosine)},
+        sparse_vectors={"bm25": EdgeSparseVectorParams(modifier=Modifier.Idf)},
+        wal_enabled=False,
+    ))  # fmt: skip
     docs = [json.loads(line) for line in data.open() if line.strip()]
     for i in range(0, len(docs), batch):
         chunk = docs[i : i + batch]
@@ -47,21 +58,17 @@ def bare(data: Path, qdrant_dir: Path, batch: int = 256) -> int:
         dv = list(dense.embed(texts, batch_size=64))
         sv = list(sparse.embed(texts))
         points = [
-            models.PointStruct(
-                id=str(uuid.uuid5(uuid.NAMESPACE_URL, str(d["id"]))),
-                vector={
-                    "dense": v.tolist(),
-                    "bm25": models.SparseVector(
-                        indices=s.indices.tolist(), values=s.values.tolist()
-                    ),
-                },
-                payload={"doc_id": str(d["id"]), "title": d["title"], "text": d["text"]},
-            )
+            Point(uuid.uuid5(uuid.NAMESPACE_URL, str(d["id"])),
+                  {"dense": v.tolist(), "bm25": SparseVector(indices=s.indices.tolist(),
+                                                             values=s.values.tolist())},
+                  {"doc_id": str(d["id"]), "title": d["title"], "text": d["text"]})
             for d, v, s in zip(chunk, dv, sv, strict=True)
-        ]
-        client.upsert("bare", points=points)
-    n = client.count("bare").count
-    client.close()
+        ]  # fmt: skip
+        shard.update(UpdateOperation.upsert_points(points))
+    shard.flush()
+    shard.optimize()
+    n = shard.count(CountRequest(exact=True))
+    shard.close()
     return n
 
 
@@ -80,7 +87,7 @@ def _child(cmd: list[str], env: dict[str, str]) -> dict:
 def run_side(side: str, data: Path, work: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SAGE_DATA_DIR": str(work / "data")}
     if side == "bare":
-        cmd = [sys.executable, __file__, "--child-bare", str(data), str(work / "bare_qdrant")]
+        cmd = [sys.executable, __file__, "--child-bare", str(data), str(work / "bare_shard")]
     else:
         cmd = [sys.executable, __file__, "--child-sage", str(data)]
     res = _child(cmd, env)

@@ -1,11 +1,11 @@
 """Retrieval recall@3/@10 (HotpotQA questions, MuSiQue sub-questions) and search latency.
 
-Needs a collection built by `sage index` on wiki_paragraphs_16k.jsonl. Latency at ~100k
-passages: the 16k points are copied (vectors included, new ids) N times into an in-memory
-Qdrant (same local engine as the embedded path mode) and searched with the same queries.
+Needs a collection built by `sage index` on wiki_paragraphs_16k.jsonl (the shared data,
+found beside the checkout or with --data). Latency at larger sizes is
+bench/retrieval_scale_bench.py.
 
     .venv/bin/python bench/retrieval_bench.py --qdrant .sage/qdrant --collection wiki \
-        --out bench/results/retrieval.json [--repeat 6 --latency-queries 60]
+        --out bench/results/retrieval.json [--latency-queries 60]
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import argparse
 import json
 import re
 import statistics
+import sys
 import time
-import uuid
 from pathlib import Path
 
-from modules import qdrant_store
-from modules.retriever import MODES, QdrantRetriever
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-DATA = Path("/work/shared/data")
+from modules import store  # noqa: E402
+from modules.retriever import MODES, QdrantRetriever  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"  # the shared benchmark data beside the checkout
 MODELS = Path.home() / ".cache" / "sage" / "models"
 
 
@@ -43,9 +46,9 @@ def _lookup(index: dict[str, str], title: str, text: str) -> str | None:
     return index.get(_norm(title) + "\x1f" + _norm(text)) or index.get(_norm(text))
 
 
-def hotpot_queries(index: dict[str, str]) -> list[tuple[str, set[str]]]:
+def hotpot_queries(index: dict[str, str], data: Path) -> list[tuple[str, set[str]]]:
     out = []
-    for line in (DATA / "qa" / "hotpotqa_dev_250.jsonl").open():
+    for line in (data / "qa" / "hotpotqa_dev_250.jsonl").open():
         q = json.loads(line)
         gold = {_lookup(index, c["title"], c["paragraph_text"]) for c in q["contexts"]
                 if c["is_supporting"]}  # fmt: skip
@@ -53,10 +56,10 @@ def hotpot_queries(index: dict[str, str]) -> list[tuple[str, set[str]]]:
     return out
 
 
-def musique_queries(index: dict[str, str]) -> list[tuple[str, set[str]]]:
+def musique_queries(index: dict[str, str], data: Path) -> list[tuple[str, set[str]]]:
     """One query per hop: '#k' replaced by hop k's answer, 'X >> relation' -> 'X relation'."""
     out = []
-    for q in json.loads((DATA / "qa" / "musique_train_100.json").read_text()):
+    for q in json.loads((data / "qa" / "musique_train_100.json").read_text()):
         answers: list[str] = []
         for step in q["question_decomposition"]:
             text = re.sub(r"#(\d+)", lambda m, a=answers: a[int(m.group(1)) - 1], step["question"])
@@ -101,39 +104,19 @@ def latency(retriever: QdrantRetriever, queries: list[str]) -> dict:
     return {"queries": len(lat), **_pct(lat)}
 
 
-def build_copy(src_loc: str, collection: str, repeat: int) -> int:
-    """Copy every point ``repeat`` times (new uuid5 ids) into ':memory:' collection 'big'."""
-    src = qdrant_store.get_client(src_loc)
-    dst = qdrant_store.get_client(qdrant_store.MEMORY)
-    qdrant_store.create_version(dst, "big", {})
-    target = qdrant_store.resolve(src, collection)
-    for batch in qdrant_store.scroll(src, target, with_vectors=True, batch=2048):
-        for r in range(repeat):
-            pts = [
-                qdrant_store.models.PointStruct(
-                    id=str(uuid.uuid5(uuid.NAMESPACE_OID, f"{p.id}/{r}")),
-                    vector=p.vector,
-                    payload={**p.payload, "pid": f"{p.payload['pid']}/{r}"},
-                )
-                for p in batch
-            ]
-            qdrant_store.upsert(dst, "big", pts)
-    return qdrant_store.count(dst, "big")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--qdrant", required=True)
+    ap.add_argument("--qdrant", required=True, help="the embedded store path (or a server URL)")
     ap.add_argument("--collection", default="wiki")
-    ap.add_argument("--corpus", type=Path, default=DATA / "wiki_paragraphs_16k.jsonl")
-    ap.add_argument("--repeat", type=int, default=6, help="copies for the ~100k latency run")
+    ap.add_argument("--data", type=Path, default=DATA, help="the shared benchmark data folder")
     ap.add_argument("--latency-queries", type=int, default=60)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    index = gold_index(a.corpus)
-    sets = {"hotpotqa": hotpot_queries(index), "musique_subq": musique_queries(index)}
-    client = qdrant_store.get_client(a.qdrant)
-    n = qdrant_store.count(client, qdrant_store.resolve(client, a.collection))
+    index = gold_index(a.data / "wiki_paragraphs_16k.jsonl")
+    sets = {"hotpotqa": hotpot_queries(index, a.data),
+            "musique_subq": musique_queries(index, a.data)}  # fmt: skip
+    vs = store.open_store(a.qdrant)
+    n = vs.count(store.resolve(vs, a.collection))
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "passages": n, "recall": {}}
     for mode in MODES:
         r = QdrantRetriever(a.qdrant, a.collection, MODELS, mode=mode)  # type: ignore[arg-type]
@@ -144,14 +127,6 @@ def main() -> None:
         m: latency(QdrantRetriever(a.qdrant, a.collection, MODELS, mode=m), lat_q) for m in MODES
     }
     print("latency_16k", json.dumps(result["latency_16k"]), flush=True)
-    if a.repeat:
-        t0 = time.perf_counter()
-        big = build_copy(a.qdrant, a.collection, a.repeat)
-        result["big_build_s"] = round(time.perf_counter() - t0, 1)
-        result["latency_big"] = {"passages": big, **{
-            m: latency(QdrantRetriever(qdrant_store.MEMORY, "big", MODELS, mode=m), lat_q)
-            for m in MODES}}  # fmt: skip
-        print("latency_big", json.dumps(result["latency_big"]), flush=True)
     print(json.dumps(result, indent=2))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,10 @@ def _global(
         str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory. [SAGE_DATA_DIR]")] = None,
+    retriever: Annotated[
+        str | None,
+        typer.Option(help="qdrant, or a Search-R1 retrieval server URL. [SAGE_RETRIEVER]"),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also show Prefect's log on the console.")
     ] = False,
@@ -67,6 +71,7 @@ def _global(
             api_base=api_base,
             qdrant=qdrant,
             data_dir=data_dir,
+            retriever=retriever,
         )
     )
     if ctx.invoked_subcommand in FLOW_COMMANDS and "--help" not in sys.argv:
@@ -188,6 +193,10 @@ def generate(
             help="Also keep last-round items solved in < S searches (>= 2), marked relaxed."
         ),
     ] = False,
+    corpus: Annotated[
+        str | None,
+        typer.Option(help="With a Search-R1 retriever: its corpus JSONL, to draw seeds from."),
+    ] = None,
     task_runner: Annotated[
         str | None,
         typer.Option(help="Seed fan-out: thread | dask | dask://HOST:PORT. [SAGE_TASK_RUNNER]"),
@@ -219,6 +228,7 @@ def generate(
         answer_types=answer_types,
         answer_source=answer_source,
         relaxed_final_round=relaxed_final_round,
+        corpus=corpus,
     )
     params.validate()  # fail before Prefect starts
     check_task_runner(settings)
@@ -295,6 +305,39 @@ def export(
     human = "\n".join(f"{split}: {path} ({res['counts'][split]} rows)"
                       for split, path in res["paths"].items())  # fmt: skip
     emit(res, as_json, f"{human}\nfrom {res['source']}")
+
+
+@app.command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    collection: Annotated[
+        str | None, typer.Option(help="Collection name. [SAGE_COLLECTION]")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Passages to show.")] = 3,
+    mode: Annotated[str, typer.Option(help="hybrid | dense | sparse")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the top passages of the index for a query (id, title, score, text)."""
+    from modules.retriever import open_retriever
+
+    settings: Settings = ctx.obj.settings(collection=collection)
+    retriever = open_retriever(settings, mode=mode, k=k)  # type: ignore[arg-type]
+    hits = retriever.search(query)
+    rows = [
+        {"rank": i, "id": h.id, "doc_id": h.doc_id, "title": h.title,
+         "score": round(h.score, 4), "text": h.text}
+        for i, h in enumerate(hits, 1)
+    ]  # fmt: skip
+    human = (
+        "\n".join(
+            f"{r['rank']}. [{r['score']}] {r['title']} ({r['id']})\n   {r['text'][:300]}"
+            for r in rows
+        )
+        or "no passages"
+    )
+    emit({"collection": retriever.collection, "query": query, "mode": mode, "hits": rows},
+         as_json, human)  # fmt: skip
 
 
 @app.command("judge")

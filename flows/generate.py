@@ -36,7 +36,7 @@ from modules.signatures import ANSWER_SOURCES
 
 RESUME_KEYS = (
     "collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds",
-    "answer_types", "answer_source", "relaxed_final_round",
+    "answer_types", "answer_source", "relaxed_final_round", "corpus",
 )  # fmt: skip
 
 
@@ -64,6 +64,11 @@ class GenerateParams:
     answer_types: str = "entity,date,number"  # drawn per seed; weights as 'entity:2,date:1'
     answer_source: str = "seed"  # seed: the answer is in the seed document; any: any passage
     relaxed_final_round: bool = False  # the SAGE code's last round: keep too-easy solved items
+    corpus: str | None = None  # seed documents for a Search-R1 retriever (its wiki-18 JSONL)
+
+    def planned_seeds(self) -> int:
+        """How many seeds the plan holds: --seeds, or enough to find --n accepted items."""
+        return self.seeds or max(4 * (self.n or 0), (self.n or 0) + 8)
 
     def validate(self) -> None:
         if self.strategy not in ("feedback", "resample"):
@@ -215,6 +220,7 @@ def generate_dataset(
     answer_types: str = "entity,date,number",
     answer_source: str = "seed",
     relaxed_final_round: bool = False,
+    corpus: str | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """SAGE generation with per-round checkpoints; re-running a run id resumes it.
@@ -242,18 +248,24 @@ def generate_dataset(
         answer_types=answer_types,
         answer_source=answer_source,
         relaxed_final_round=relaxed_final_round,
+        corpus=corpus,
     )
     settings = load_settings(**(settings_overrides or {}))
     logger = get_run_logger()
     params.validate()
+    if bool(settings.searchr1_url) != bool(params.corpus):
+        raise SageError(
+            "a Search-R1 retriever needs --corpus (its JSONL, for seed documents)"
+            if settings.searchr1_url
+            else "--corpus is for a Search-R1 retriever (setting retriever = URL)"
+        )
     run_id = params.run_id or _new_run_id()
     params.run_id = run_id
     store = RunStore(settings.runs_dir, run_id)
     runtime = Runtime.open(params, settings)
     steps = parse_steps(params.steps)
-    n_plan = params.seeds or max(4 * (params.n or 0), (params.n or 0) + 8)
     plan = plan_seeds(
-        runtime.doc_ids(), steps, n_plan, params.seed, params.prefer_docs,
+        runtime.doc_ids(), steps, params.planned_seeds(), params.seed, params.prefer_docs,
         parse_answer_types(params.answer_types),
     )  # fmt: skip
     manifest = build_manifest(

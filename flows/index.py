@@ -1,9 +1,10 @@
 """Prefect flow ``index_corpus``: corpus -> passages -> embeddings -> versioned Qdrant collection.
 
 A build writes ``NAME@<corpus-hash>``: passages whose content-hash id already exists in the
-collection the alias ``NAME`` points at are copied with their vectors; only new or changed
-passages are embedded; deleted ones are simply not carried over. Then the alias is swapped
-atomically and old versions beyond ``keep_versions`` are pruned.
+version ``NAME`` points at are copied with their vectors; only new or changed passages are
+embedded; deleted ones are simply not carried over. Then ``NAME`` is switched atomically and
+old versions beyond ``keep_versions`` are pruned. The store is embedded Qdrant Edge or a
+Qdrant server (``modules/store.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modules import corpus as corpus_mod
-from modules import embeddings, qdrant_store
+from modules import embeddings, store
 from modules.errors import SageError
 from modules.settings import Settings, load_settings
 
@@ -63,20 +64,16 @@ def read_task(
 
 @task(name="existing-ids", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def existing_ids_task(location: str, api_key: str | None, collection: str) -> set[str]:
-    client = qdrant_store.get_client(location, api_key)
-    return {
-        str(p.id) for batch in qdrant_store.scroll(client, collection, payload=False) for p in batch
-    }
+    vs = store.open_store(location, api_key)
+    return {p.id for batch in vs.scroll(collection, payload=False) for p in batch}
 
 
 @task(name="copy-unchanged", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def copy_task(location: str, api_key: str | None, src: str, dst: str, ids: list[str]) -> int:
-    client = qdrant_store.get_client(location, api_key)
-    points = qdrant_store.retrieve(client, src, ids)
-    structs = [qdrant_store.models.PointStruct(id=p.id, vector=p.vector, payload=p.payload)
-               for p in points]  # fmt: skip
-    qdrant_store.upsert(client, dst, structs)
-    return len(structs)
+    vs = store.open_store(location, api_key)
+    points = vs.retrieve(src, ids)
+    vs.upsert(dst, points)
+    return len(points)
 
 
 @task(name="embed-upsert", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -91,10 +88,10 @@ def embed_task(
     dense = embeddings.embed_dense(Path(models_dir), texts)
     sparse = embeddings.embed_sparse(Path(models_dir), texts)
     points = [
-        qdrant_store.make_point(p.point_id, d, s, p.payload())
+        store.StorePoint(p.point_id, p.payload(), d, s)
         for p, d, s in zip(batch, dense, sparse, strict=True)
     ]
-    qdrant_store.upsert(qdrant_store.get_client(location, api_key), dst, points)
+    store.open_store(location, api_key).upsert(dst, points)
     return len(points)
 
 
@@ -152,16 +149,16 @@ def index_corpus(
         raise SageError(f"{path}: no valid documents to index ({len(read.rejects)} rejected)")
     unique = {p.point_id: p for p in passages}
     chash = corpus_mod.corpus_hash([p.hash for p in unique.values()], SCHEMA_SALT)
-    version = qdrant_store.version_name(name, chash)
+    version = store.version_name(name, chash)
 
-    client = qdrant_store.get_client(location, key)
-    if qdrant_store.alias_target(client, name) is None and client.collection_exists(name):
+    vs = store.open_store(location, key)
+    if vs.has_plain(name):
         raise SageError(f"a plain collection named {name!r} exists; choose another --collection")
-    current = qdrant_store.alias_target(client, name)
+    current = vs.alias_target(name)
     embedded = copied = deleted = 0
     changed_docs: list[str] = []  # documents with a new or changed passage in this build
     artifact = create_progress_artifact(0.0, key=_artifact_key(name), description=version)
-    if qdrant_store.is_complete(client, version):
+    if vs.is_complete(version):
         log.info("%s is already built; nothing to embed", version)
         copied = len(unique)
     else:
@@ -172,7 +169,7 @@ def index_corpus(
         deleted = len(old - unique.keys())
         meta = {"corpus_hash": chash, "passages": len(unique), "source": str(path),
                 "chunk_words": chunk_words, "overlap_words": overlap_words}  # fmt: skip
-        qdrant_store.create_version(client, version, meta)
+        vs.create_version(version, meta)
         total = len(unique)
         for ids in _batches(reuse, 1024):
             copied += copy_task(location, key, current, version, ids)
@@ -182,13 +179,14 @@ def index_corpus(
             embedded += embed_task(location, key, models_dir, version, batch)
             _notify("embed", copied + embedded, total)
             update_progress_artifact(artifact, 100.0 * (copied + embedded) / total)
-        stored = qdrant_store.count(client, version)
+        stored = vs.count(version)
         if stored != total:
             raise SageError(f"{version}: {stored} points stored, expected {total}; re-run")
-        qdrant_store.mark_complete(client, version)
+        _notify("index", total, total)
+        vs.mark_complete(version)  # embedded: flush, HNSW index where large enough, read-only
     if current != version:
-        qdrant_store.swap_alias(client, name, version)
-    pruned = qdrant_store.prune_versions(client, name, keep_versions)
+        vs.swap_alias(name, version)
+    pruned = store.prune_versions(vs, name, keep_versions)
     update_progress_artifact(artifact, 100.0)
     seconds = time.perf_counter() - t0
     summary = {

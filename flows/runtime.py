@@ -12,8 +12,8 @@ from typing import Any
 
 import dspy
 
-from modules import qdrant_store
 from modules.agent import SearchAgent
+from modules.corpus import sample_documents
 from modules.errors import SageError
 from modules.judge import Judge
 from modules.lm import build_lm, lm_config
@@ -52,7 +52,7 @@ class Runtime:
 
         configure_lm_cache(settings)
         retriever = open_retriever(settings, collection=params.collection, k=3)
-        version = qdrant_store.resolve(retriever.client, params.collection)
+        version = retriever.collection
         in_flight = params.concurrency * params.attempt_workers
         lms = {
             role: build_lm(lm_config(settings, role, in_flight))
@@ -73,7 +73,10 @@ class Runtime:
         if params.program:  # a whole-Sage file, or an optimized agent/generator/reviser
             load_program(program, Path(params.program))
         rt = cls(params, settings, retriever, program, version)
-        rt.docs = load_documents(retriever.client, version)
+        if isinstance(retriever, QdrantRetriever):
+            rt.docs = load_documents(retriever.store, version)
+        else:  # a Search-R1 server: seeds from its corpus file
+            rt.docs = sample_documents(params.corpus, params.planned_seeds(), params.seed)
         rt.program_hash = program_hash(program)
         return rt
 
@@ -127,7 +130,7 @@ def open_solver(
     ``force_answer``: ask for a best guess when the budget is spent, for reports)."""
     configure_lm_cache(settings)
     retriever = open_retriever(settings, collection=collection, k=3)
-    version = qdrant_store.resolve(retriever.client, collection)
+    version = retriever.collection
     agent = SearchAgent(
         retriever,
         build_lm(lm_config(settings, "agent", in_flight)),
@@ -151,12 +154,10 @@ def round_record(seed: dict[str, Any], rr: Any, params: Any) -> dict[str, Any]:
     }
 
 
-def load_documents(client: Any, collection: str) -> dict[str, dict[str, str]]:
+def load_documents(store: Any, collection: str) -> dict[str, dict[str, str]]:
     """Documents re-assembled from their passages (payload only, in passage order)."""
     parts: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for batch in qdrant_store.scroll(
-        client, collection, payload=["pid", "doc_id", "title", "text"]
-    ):
+    for batch in store.scroll(collection, payload=["pid", "doc_id", "title", "text"]):
         for p in batch:
             pl = p.payload or {}
             parts[str(pl.get("doc_id"))].append(

@@ -29,10 +29,10 @@ from flows.interrupts import prompt_exit
 from flows.retrying import is_transient
 from flows.run_store import RunStore, resolve_run_dir
 from flows.runtime import open_solver
-from modules import embeddings, qdrant_store, quality
+from modules import embeddings, quality, store
 from modules.errors import SageError
 from modules.lm import build_lm, lm_config
-from modules.retriever import open_retriever
+from modules.retriever import QdrantRetriever, open_retriever
 from modules.settings import load_settings
 from modules.solver import run_attempts
 from modules.taxonomy import Tagger
@@ -170,14 +170,14 @@ def _items_and_rounds(run_dir: Path) -> tuple[list[dict], dict[str, list[dict]],
     return items, done, manifest
 
 
-def _collection(client: Any, manifest: dict[str, Any], logger: Any) -> str:
+def _collection(vstore: Any, manifest: dict[str, Any], logger: Any) -> str:
     """The exact collection version the run used, else (with a warning) its alias."""
     version = manifest.get("collection_version")
     alias = manifest["params"]["collection"]
-    if version and client.collection_exists(version):
+    if version and vstore.is_complete(version):
         return version
     logger.warning("collection version %s is gone; validating against alias %s", version, alias)
-    return qdrant_store.resolve(client, alias)
+    return store.resolve(vstore, alias)
 
 
 @flow(name="validate-run", log_prints=True, validate_parameters=False)
@@ -216,8 +216,9 @@ def validate_run(
     k = params.attempts or int(rp["attempts"])
     max_s = params.max_searches if params.max_searches is not None else int(rp["max_searches"])
     retriever = open_retriever(settings, collection=rp["collection"], k=params.shortcut_k)
-    collection = _collection(retriever.client, manifest, logger)
-    retriever.collection = collection
+    if isinstance(retriever, QdrantRetriever):  # the exact version the run searched
+        retriever.collection = _collection(retriever.store, manifest, logger)
+    collection = retriever.collection
     vid = params.validation_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     vstore = RunStore(rdir / "validation", vid)
     vstore.start(

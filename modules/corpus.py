@@ -9,6 +9,7 @@ exact duplicate documents are counted in ``CorpusRead.duplicates``.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import uuid
 from collections.abc import Iterator
@@ -343,3 +344,34 @@ def write_rejects(rejects: list[Reject], path: Path, skipped_files: list[str] = 
             rec = {"file": f, "skipped": True, "reason": "not a .txt or .md file"}
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return path
+
+
+def sample_documents(path: Path | str, n: int, seed: int) -> dict[str, dict[str, str]]:
+    """``n`` documents of a JSONL corpus (wiki-18 ``{id, contents}`` or ``{id, title, text}``),
+    chosen by a seeded hash of their id in one streaming pass: the same file, n and seed
+    always give the same documents, and a 21M-line corpus never sits in memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise SageError(f"{path}: no such corpus file")
+    heap: list[tuple[int, str, str, str]] = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+                doc_id = str(rec.get("id", rec.get("_id", lineno)))
+                if "contents" in rec:
+                    title, text = split_title_line(str(rec["contents"]))
+                else:
+                    title, text = str(rec.get("title") or ""), str(rec["text"])
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, AttributeError) as exc:
+                raise SageError(f"{path}:{lineno}: not a corpus record ({exc})") from exc
+            key = -int(sha256_hex(f"{seed}:{doc_id}")[:15], 16)  # keep the n smallest hashes
+            if len(heap) < n:
+                heapq.heappush(heap, (key, doc_id, title, text))
+            elif key > heap[0][0]:
+                heapq.heapreplace(heap, (key, doc_id, title, text))
+    if not heap:
+        raise SageError(f"{path}: no documents")
+    return {d: {"title": t, "text": x} for _, d, t, x in heap}

@@ -1,20 +1,23 @@
-"""QdrantRetriever: hybrid (dense + BM25, RRF-fused), dense-only or sparse-only search."""
+"""QdrantRetriever: hybrid (dense + BM25, RRF-fused), dense-only or sparse-only search over
+one version of a collection in the vector store (embedded Edge or a server)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from modules import embeddings, qdrant_store
+from modules import embeddings, store
 from modules.errors import SageError
 from modules.passages import Passage
+from modules.searchr1 import SearchR1Retriever
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
 
 
 class QdrantRetriever:
-    """A ``modules.passages.Retriever`` over one Qdrant collection or alias."""
+    """A ``modules.passages.Retriever`` over one collection version (a name resolves to the
+    version it points at when the retriever opens, so a re-index mid-run changes nothing)."""
 
     def __init__(
         self,
@@ -28,13 +31,12 @@ class QdrantRetriever:
     ) -> None:
         if mode not in MODES:
             raise SageError(f"retriever mode {mode!r} is not one of {', '.join(MODES)}")
-        self.client = qdrant_store.get_client(location, api_key)
-        self.collection = collection
+        self.store = store.open_store(location, api_key)
+        self.collection = store.resolve(self.store, collection)  # fails early, clearly
         self.models_dir = Path(models_dir)
         self.mode: Mode = mode
         self.k = k
         self.candidates = candidates
-        qdrant_store.resolve(self.client, collection)  # fail early with a clear message
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
         """Top-k passages for ``query`` (k defaults to the retriever's k)."""
@@ -47,14 +49,12 @@ class QdrantRetriever:
             if self.mode == "sparse":
                 return []
             sparse = None
-        points = qdrant_store.query(
-            self.client, self.collection, dense, sparse, limit, self.candidates
-        )
+        points = self.store.query(self.collection, dense, sparse, limit, self.candidates)
         return [_passage(p) for p in points]
 
 
 def _passage(point: Any) -> Passage:
-    p = point.payload or {}
+    p = point.payload
     return Passage(
         id=str(p.get("pid", point.id)),
         doc_id=str(p.get("doc_id", "")),
@@ -66,8 +66,11 @@ def _passage(point: Any) -> Passage:
 
 def open_retriever(
     settings: Any, collection: str | None = None, mode: Mode = "hybrid", k: int = 3
-) -> QdrantRetriever:
-    """A retriever from Settings (qdrant location, models dir, default collection)."""
+) -> QdrantRetriever | SearchR1Retriever:
+    """The retriever the settings name: a Search-R1 server (setting ``retriever``), else the
+    Qdrant index (location, models dir, default collection)."""
+    if settings.searchr1_url:
+        return SearchR1Retriever(settings.searchr1_url, k=k)
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return QdrantRetriever(
         settings.qdrant_location,

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         None, description="Embedded Qdrant path (default <data_dir>/qdrant) or http(s) URL."
     )
     qdrant_api_key: SecretStr | None = None
+    retriever: str = Field(
+        "qdrant",
+        description="Where every search goes: 'qdrant' (the index built by `sage index`) or "
+        "the URL of a Search-R1 retrieval server (POST /retrieve), e.g. http://127.0.0.1:8000.",
+    )
     collection: str = Field("corpus", min_length=1)
     max_doc_chars: int = Field(
         100_000_000,
@@ -89,6 +94,18 @@ class Settings(BaseSettings):
         if v in ("thread", "dask") or re.fullmatch(r"dask://[\w.\-\[\]:]+:\d+", v):
             return v
         raise ValueError(f"{v!r}: use thread, dask or dask://HOST:PORT")
+
+    @field_validator("retriever")
+    @classmethod
+    def _retriever(cls, v: str) -> str:
+        if v == "qdrant" or v.startswith(("http://", "https://")):
+            return v
+        raise ValueError(f"{v!r}: use qdrant or the http(s) URL of a Search-R1 retriever")
+
+    @property
+    def searchr1_url(self) -> str | None:
+        """The Search-R1 retrieval server when one is the retriever."""
+        return None if self.retriever == "qdrant" else self.retriever
 
     @field_validator("collection")
     @classmethod

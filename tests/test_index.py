@@ -1,4 +1,4 @@
-"""index_corpus end to end: real embedded Qdrant, real fastembed, real Prefect (no mocks)."""
+"""index_corpus end to end: real embedded Qdrant (Edge), real fastembed, real Prefect."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from modules import qdrant_store
+from modules import store
 from modules.errors import SageError
 
 DOCS = {
@@ -35,7 +35,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, models_dir: Path):
     root = tmp_path_factory.mktemp("index")
     settings = Settings(data_dir=root / "data", models_dir=models_dir, collection="t")
     yield root, settings
-    qdrant_store.close_client(settings.qdrant_location)
+    store.close_store(settings.qdrant_location)
 
 
 def _run(settings, path: Path, **kw):
@@ -57,13 +57,13 @@ def test_index_incremental_alias_and_search(env) -> None:
     assert first["passages"] == 5  # every text fits one 12-word window
     rejects = [json.loads(x) for x in Path(first["rejects_file"]).read_text().splitlines()]
     assert [(r["line"], r["field"]) for r in rejects] == [(6, "*"), (7, "text")]
-    client = qdrant_store.get_client(settings.qdrant_location)
-    assert qdrant_store.alias_target(client, "t") == first["version"]
-    assert qdrant_store.count(client, "t") == first["passages"]
+    vs = store.open_store(settings.qdrant_location)
+    assert vs.alias_target("t") == first["version"]
+    assert vs.count(store.resolve(vs, "t")) == first["passages"]
 
     again = _run(settings, corpus, on_error="skip")  # idempotent: nothing embedded, same version
     assert again["version"] == first["version"] and again["embedded"] == 0
-    assert qdrant_store.count(client, "t") == first["passages"]
+    assert vs.count(store.resolve(vs, "t")) == first["passages"]
 
     changed = dict(DOCS)
     del changed["choir"]
@@ -72,10 +72,10 @@ def test_index_incremental_alias_and_search(env) -> None:
     second = _run(settings, _write(root / "c.jsonl", changed))
     assert second["version"] != first["version"] and second["previous"] == first["version"]
     assert (second["embedded"], second["reused"], second["deleted"]) == (2, 3, 2)
-    assert qdrant_store.alias_target(client, "t") == second["version"]
-    assert qdrant_store.count(client, "t") == 5
-    assert client.collection_exists(first["version"])  # kept (keep_versions=2)
-    docs = {p.payload["doc_id"] for b in qdrant_store.scroll(client, "t") for p in b}
+    assert vs.alias_target("t") == second["version"]
+    assert vs.count(second["version"]) == 5
+    assert vs.is_complete(first["version"])  # kept (keep_versions=2)
+    docs = {p.payload["doc_id"] for b in vs.scroll(second["version"]) for p in b}
     assert docs == {"volcano", "river", "bread", "ferry", "mine"}
 
     hybrid = open_retriever(settings, "t", mode="hybrid", k=3)
@@ -89,14 +89,15 @@ def test_index_incremental_alias_and_search(env) -> None:
 
     back = _run(settings, _write(root / "c.jsonl", DOCS))  # rollback: version still complete
     assert back["version"] == first["version"] and back["embedded"] == 0
-    assert qdrant_store.alias_target(client, "t") == first["version"]
+    assert vs.alias_target("t") == first["version"]
 
     more = {**DOCS, "mill": ("Wind mill", "A wind mill grinds barley on the hill.")}
     fourth = _run(settings, _write(root / "c.jsonl", more), keep_versions=2)
     assert fourth["embedded"] == 1 and fourth["pruned"] == [second["version"]]
-    names = {c for c, _ in qdrant_store.versions(client, "t")}
+    names = {c for c, _ in vs.versions("t")}
     assert names == {first["version"], fourth["version"]}
-    assert qdrant_store.alias_target(client, "t") == fourth["version"]
+    assert vs.alias_target("t") == fourth["version"]
+    assert not (Path(settings.qdrant_location) / "shards" / second["version"]).exists()
 
 
 def test_cli_index_splits_long_documents(env) -> None:
@@ -119,8 +120,8 @@ def test_cli_index_splits_long_documents(env) -> None:
     res = CliRunner().invoke(app, [*args, "--overlap-words", "4", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{") :])
-    client = qdrant_store.get_client(settings.qdrant_location)
-    points = [p for b in qdrant_store.scroll(client, "long") for p in b]
+    vs = store.open_store(settings.qdrant_location)
+    points = [p for b in vs.scroll(store.resolve(vs, "long")) for p in b]
     assert out["passages"] == len(points) == 4  # 32 words, 12-word windows, stride 8
     assert {p.payload["title"] for p in points} == {"Lighthouse"}
     assert len({p.payload["pid"] for p in points}) == 4
