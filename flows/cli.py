@@ -205,7 +205,7 @@ def generate(
 ) -> None:
     """Generate a SAGE dataset; prints the run directory. Re-running a --run-id resumes it."""
     from flows.generate import GenerateParams, generate_dataset
-    from flows.task_runners import build_task_runner, check_task_runner
+    from flows.task_runners import build_task_runner
 
     settings: Settings = ctx.obj.settings(task_runner=task_runner)
     params = GenerateParams(
@@ -231,7 +231,6 @@ def generate(
         corpus=corpus,
     )
     params.validate()  # fail before Prefect starts
-    check_task_runner(settings)
     runner = build_task_runner(settings.task_runner, params.concurrency)
     summary = generate_dataset.with_options(task_runner=runner)(
         **asdict(params), settings_overrides={**ctx.obj.overrides, "task_runner": task_runner}

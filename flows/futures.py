@@ -9,29 +9,38 @@ bridge, KeyboardInterrupt) promptly.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from typing import Any
 
 
 def result(fut: Any, poll: float = 0.5) -> Any:
     """``fut.result()``, interruptible by signals."""
     wrapped = getattr(fut, "wrapped_future", None)
-    if isinstance(wrapped, concurrent.futures.Future):
+    if hasattr(wrapped, "done"):  # a thread's or a Dask future
         while not wrapped.done():
             fut.wait(timeout=poll)
     return fut.result()
 
 
 def first_done(futs: list[Any], poll: float = 0.5) -> Any:
-    """The first of ``futs`` to finish (interruptible by signals like ``result``)."""
+    """The first of ``futs`` to finish (interruptible by signals like ``result``): Prefect
+    futures of the thread runner or of prefect-dask's DaskTaskRunner."""
     wrapped = {f: getattr(f, "wrapped_future", None) for f in futs}
-    plain = {f: w for f, w in wrapped.items() if isinstance(w, concurrent.futures.Future)}
-    if len(plain) < len(futs):  # futures of other runners: wait on them in order
-        return futs[0]
-    done, _ = concurrent.futures.wait(
-        list(plain.values()), timeout=0, return_when=concurrent.futures.FIRST_COMPLETED
-    )
-    while not done:
-        done, _ = concurrent.futures.wait(
-            list(plain.values()), timeout=poll, return_when=concurrent.futures.FIRST_COMPLETED
-        )
-    return next(f for f, w in plain.items() if w in done)
+    while True:
+        for f, w in wrapped.items():
+            if w is None or w.done():
+                return f
+        plain = [w for w in wrapped.values() if isinstance(w, concurrent.futures.Future)]
+        if len(plain) == len(wrapped):
+            concurrent.futures.wait(
+                plain, timeout=poll, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+        else:  # Dask futures: distributed.wait wakes on the first one done
+            _dask_wait(list(wrapped.values()), poll)
+
+
+def _dask_wait(futs: list[Any], timeout: float) -> None:
+    from distributed import wait
+
+    with contextlib.suppress(TimeoutError):  # distributed raises the builtin TimeoutError
+        wait(futs, timeout=timeout, return_when="FIRST_COMPLETED")

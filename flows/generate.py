@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import importlib.metadata as md
 import subprocess
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from flows.interrupts import prompt_exit
 from flows.progress import round_line, say
 from flows.retrying import is_transient
 from flows.run_store import RunStore
-from flows.runtime import Runtime
+from flows.runtime import Runtime, register_runtime, runtime_for
 from flows.seeds import parse_answer_types, parse_steps, plan_seeds
 from modules.errors import SageError
 from modules.settings import Settings, load_settings
@@ -143,36 +142,51 @@ def build_manifest(
 
 
 class Ledger:
-    """Shared, thread-safe run state: checkpointed rounds per seed and the token budget.
+    """The flow's view of the run: checkpointed rounds per seed and the tokens spent.
 
-    Seed tasks read their finished rounds from here at every (re)try, so a retried task
-    continues after its last checkpoint instead of redoing it.
+    Only the flow reads and updates it (from what seed tasks return), so seed tasks take
+    plain data and can run in any process.
     """
 
     def __init__(self, store: RunStore, limit: int | None):
         self.store = store
         self.limit = limit
-        self._lock = threading.Lock()
         self.done = ds.group_rounds(store.load_rounds())
         self.spent = sum(int(r.get("tokens") or 0) for rs in self.done.values() for r in rs)
 
     def rounds(self, seed_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.done.get(seed_id, []))
+        return list(self.done.get(seed_id, []))
 
-    def record(self, seed_id: str, rec: dict[str, Any]) -> None:
-        self.store.append_round(rec)  # durable first
-        with self._lock:
-            self.done.setdefault(seed_id, []).append(rec)
-            self.spent += int(rec.get("tokens") or 0)
+    def add(self, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            rounds = self.done.setdefault(rec["seed_id"], [])
+            if all(int(r["round"]) != int(rec["round"]) for r in rounds):  # first one wins
+                rounds.append(rec)
+                rounds.sort(key=lambda r: int(r["round"]))
+                self.spent += int(rec.get("tokens") or 0)
+
+    def reload(self, seed_id: str) -> None:
+        """Take a seed's rounds from the checkpoint log (after its task failed)."""
+        self.add(self.store.seed_rounds(seed_id))
 
     @property
     def exhausted(self) -> bool:
         return self.limit is not None and self.spent >= self.limit
 
     def accepted(self) -> int:
-        with self._lock:
-            return ds.count_accepted(self.done)
+        return ds.count_accepted(self.done)
+
+
+@dataclass(frozen=True)
+class SeedJob:
+    """What a seed task needs besides its seed, as plain data: it runs in any process
+    (a thread of the flow, a Dask worker) and opens its services from a per-process cache."""
+
+    runs_dir: str
+    run_id: str
+    params: dict[str, Any]
+    settings_overrides: dict[str, Any]  # secrets come from each process's environment
+    collection: str  # the exact collection version (or retriever) the run searches
 
 
 @task(
@@ -182,20 +196,27 @@ class Ledger:
     cache_policy=NO_CACHE,
     task_run_name="seed-{seed[seed_id]}",
 )
-def process_seed(seed: dict[str, Any], runtime: Runtime, ledger: Ledger) -> str:
-    """Run (or finish) one seed's SAGE rounds, checkpointing every round as it ends."""
-    if ledger.exhausted:
-        return "skipped: budget spent"
+def process_seed(
+    seed: dict[str, Any], job: SeedJob, done: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Run (or finish) one seed's SAGE rounds after its ``done`` ones, checkpointing every
+    round as it ends; returns the new rounds."""
+    from prefect.runtime import task_run
+
+    store = RunStore(Path(job.runs_dir), job.run_id)
     sid = seed["seed_id"]
+    if (task_run.run_count or 1) > 1:  # a retry, maybe in another process: take its rounds
+        done = store.seed_rounds(sid)
+    new: list[dict[str, Any]] = []
 
     def on_round(record: dict[str, Any]) -> None:
-        rec = {**record, "seed_id": sid, "run_id": ledger.store.run_id}
-        ledger.record(sid, rec)
+        rec = {"seed_id": sid, "run_id": job.run_id, **record}
+        store.append_round(rec)  # durable first
+        new.append(rec)
         say(round_line(rec))
 
-    runtime.run_seed(seed, ledger.rounds(sid), on_round)
-    rounds = ledger.rounds(sid)
-    return rounds[-1]["status"] if rounds else "no rounds"
+    runtime_for(job).run_seed(seed, done, on_round)
+    return new
 
 
 @flow(name="generate-dataset", log_prints=True, validate_parameters=False)
@@ -263,6 +284,9 @@ def generate_dataset(
     params.run_id = run_id
     store = RunStore(settings.runs_dir, run_id)
     runtime = Runtime.open(params, settings)
+    job = SeedJob(str(settings.runs_dir), run_id, asdict(params),
+                  dict(settings_overrides or {}), runtime.collection_version)  # fmt: skip
+    register_runtime(job, runtime)  # threads of this process use it; other processes open theirs
     steps = parse_steps(params.steps)
     plan = plan_seeds(
         runtime.doc_ids(), steps, params.planned_seeds(), params.seed, params.prefer_docs,
@@ -296,15 +320,17 @@ def generate_dataset(
                     stop_reason, pending = f"token budget {params.budget_tokens} spent", []
                 else:
                     s = pending.pop(0)
-                    inflight[process_seed.submit(s, runtime, ledger)] = s
+                    seed = {**s, "document": runtime.document(s["doc_id"])}
+                    inflight[process_seed.submit(seed, job, ledger.rounds(s["seed_id"]))] = s
             if not inflight:
                 break
             fut = futures.first_done(list(inflight))
             s = inflight.pop(fut)
             try:
-                futures.result(fut)
+                ledger.add(futures.result(fut))
             except Exception as exc:  # a seed that keeps failing is logged, not fatal
                 logger.error("seed %s failed: %s", s["seed_id"], exc)
+                ledger.reload(s["seed_id"])  # the rounds it did finish
             finished += 1
             update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
     summary = ds.finalise(store, plan, params)

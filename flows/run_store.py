@@ -75,12 +75,27 @@ class RunStore:
         return False
 
     # -- checkpoints ----------------------------------------------------------------------
+    def seed_rounds(self, seed_id: str) -> list[dict[str, Any]]:
+        """One seed's durable rounds in round order (the first line of a round wins)."""
+        path = self.path / CHECKPOINTS
+        if not path.exists():
+            return []
+        needle = f'"seed_id": {json.dumps(seed_id, ensure_ascii=False)}'.encode()
+        by_round: dict[int, dict[str, Any]] = {}
+        with path.open("rb") as fh:
+            for raw in fh:
+                if needle in raw and raw.endswith(b"\n"):
+                    rec = json.loads(raw)
+                    if rec.get("seed_id") == seed_id:
+                        by_round.setdefault(int(rec["round"]), rec)
+        return [by_round[r] for r in sorted(by_round)]
+
     def append_round(self, record: dict[str, Any]) -> None:
-        """Durably append one round record."""
+        """Durably append one round record: one write() of one whole line on an O_APPEND
+        file, so lines from several processes (Dask workers) never interleave."""
         line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
-        with self._lock, (self.path / CHECKPOINTS).open("ab") as fh:
+        with self._lock, (self.path / CHECKPOINTS).open("ab", buffering=0) as fh:
             fh.write(line)
-            fh.flush()
             os.fsync(fh.fileno())
 
     def load_rounds(self) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from modules.judge import Judge
 from modules.lm import build_lm, lm_config
 from modules.program_file import load_program
 from modules.retriever import QdrantRetriever, open_retriever
-from modules.settings import Settings
+from modules.settings import Settings, load_settings
 
 DOC_CHARS = 2400  # seed document text shown to the generator
 
@@ -47,7 +48,9 @@ class Runtime:
     program_hash: str = ""
 
     @classmethod
-    def open(cls, params: Any, settings: Settings) -> Runtime:
+    def open(cls, params: Any, settings: Settings, documents: bool = True) -> Runtime:
+        """Open the retriever, the LMs and the program (and, unless ``documents`` is False,
+        the seed documents: a worker gets each seed's document with the seed)."""
         from modules.sage import Sage
 
         configure_lm_cache(settings)
@@ -73,9 +76,9 @@ class Runtime:
         if params.program:  # a whole-Sage file, or an optimized agent/generator/reviser
             load_program(program, Path(params.program))
         rt = cls(params, settings, retriever, program, version)
-        if isinstance(retriever, QdrantRetriever):
+        if documents and isinstance(retriever, QdrantRetriever):
             rt.docs = load_documents(retriever.store, version)
-        else:  # a Search-R1 server: seeds from its corpus file
+        elif documents:  # a Search-R1 server: seeds from its corpus file
             rt.docs = sample_documents(params.corpus, params.planned_seeds(), params.seed)
         rt.program_hash = program_hash(program)
         return rt
@@ -105,7 +108,7 @@ class Runtime:
             on_round(round_record(seed, rr, self.params))
 
         self.program(
-            document=self.document(seed["doc_id"]),
+            document=seed.get("document") or self.document(seed["doc_id"]),
             target_steps=seed["target_steps"],
             attempts=self.params.attempts,
             rounds=self.params.rounds,
@@ -116,6 +119,35 @@ class Runtime:
             doc_id=seed["doc_id"],
             answer_type=seed.get("answer_type", "entity"),  # plans before answer types: entity
         )
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _job_key(job: Any) -> str:
+    blob = json.dumps([job.run_id, job.params, job.settings_overrides, job.collection],
+                      sort_keys=True, default=str)  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def register_runtime(job: Any, runtime: Runtime) -> None:
+    """Seed tasks of ``job`` in this process use ``runtime`` (the flow's own)."""
+    with _RUNTIMES_LOCK:
+        _RUNTIMES[_job_key(job)] = runtime
+
+
+def runtime_for(job: Any) -> Runtime:
+    """This process's Runtime for a seed job: the flow's, or opened here once (a worker)."""
+    from flows.generate import GenerateParams
+
+    key = _job_key(job)
+    with _RUNTIMES_LOCK:
+        if key not in _RUNTIMES:
+            params = GenerateParams(**{**job.params, "collection": job.collection})
+            settings = load_settings(**job.settings_overrides)
+            _RUNTIMES[key] = Runtime.open(params, settings, documents=False)
+        return _RUNTIMES[key]
 
 
 def open_solver(

@@ -6,8 +6,13 @@
 * ``dask``: a Dask LocalCluster of ``--concurrency`` worker processes, one thread each.
 * ``dask://HOST:PORT``: the workers of a running Dask scheduler (other machines).
 
-Seeds on Dask run in other processes: see flows/dask_runner.py for what travels there and
-what a worker needs (a Qdrant server, an LM per process, a shared run directory).
+Seed tasks take plain data (the seed with its document, a ``SeedJob``, its finished rounds)
+and open their retriever, LMs and program once per process, so prefect-dask's stock
+``DaskTaskRunner`` runs them unchanged. A worker needs: the index (an embedded one on the
+same disk is fine: a complete version is read-only and any process may load it; or a
+Qdrant server), an LM of its own (a served one; with ``SAGE_LM=local`` every worker loads
+its own llama.cpp copy), the run directory on a filesystem every worker writes to, and the
+``SAGE_*`` settings (secrets included) in its environment.
 """
 
 from __future__ import annotations
@@ -15,14 +20,9 @@ from __future__ import annotations
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from modules.errors import SageError
-from modules.settings import Settings
-
-DEFAULT_OPENER = "flows.runtime:Runtime.open"
 
 
-def build_task_runner(
-    spec: str, concurrency: int = 1, runtime_opener: str = DEFAULT_OPENER
-) -> TaskRunner:
+def build_task_runner(spec: str, concurrency: int = 1) -> TaskRunner:
     """The Prefect task runner for ``spec`` (thread | dask | dask://HOST:PORT)."""
     workers = max(1, int(concurrency))
     if spec == "thread":
@@ -30,7 +30,7 @@ def build_task_runner(
     if spec != "dask" and not (spec.startswith("dask://") and ":" in spec[7:]):
         raise SageError(f"task runner {spec!r}: use thread, dask or dask://HOST:PORT")
     try:
-        from flows.dask_runner import SageDaskTaskRunner
+        from prefect_dask import DaskTaskRunner
     except ImportError as exc:
         raise SageError(
             f"task runner {spec!r} needs prefect-dask: pip install 'sage-deepsearch[dask]'"
@@ -42,15 +42,5 @@ def build_task_runner(
             "processes": True,
             "dashboard_address": None,
         }
-        return SageDaskTaskRunner(cluster_kwargs=cluster, runtime_opener=runtime_opener)
-    return SageDaskTaskRunner(address="tcp://" + spec[7:], runtime_opener=runtime_opener)
-
-
-def check_task_runner(settings: Settings) -> None:
-    """Fail before Prefect starts when the task runner cannot work with these settings."""
-    if settings.task_runner != "thread" and not settings.qdrant_is_server:
-        raise SageError(
-            f"task runner {settings.task_runner!r} runs seeds in other processes, which cannot "
-            f"open the embedded Qdrant at {settings.qdrant_location} (one process at a time): "
-            "set SAGE_QDRANT=http://HOST:6333 (a Qdrant server) or use the thread runner"
-        )
+        return DaskTaskRunner(cluster_kwargs=cluster)
+    return DaskTaskRunner(address="tcp://" + spec[7:])

@@ -31,6 +31,7 @@ from modules.errors import SageError
 from modules.store import DENSE, RRF_K, SPARSE, StorePoint
 
 FORMAT = {"backend": "qdrant-edge", "format": 1}
+HNSW_EF = 256  # dense HNSW search breadth: recall@3/@10 equal to exact search at 17.5k
 
 
 def _edge() -> Any:
@@ -231,6 +232,7 @@ class EdgeStore:
     ) -> list[StorePoint]:
         e = _edge()
         near_dense = e.Query.Nearest(list(dense), using=DENSE) if dense is not None else None
+        ef = e.SearchParams(hnsw_ef=max(HNSW_EF, candidates))
         near_sparse = (
             e.Query.Nearest(
                 e.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE
@@ -249,8 +251,10 @@ class EdgeStore:
                 query=e.Fusion.Rrf(k=RRF_K),
                 with_payload=True,
             )
-        elif near_dense is not None or near_sparse is not None:
-            req = e.QueryRequest(limit=limit, query=near_dense or near_sparse, with_payload=True)
+        elif near_dense is not None:
+            req = e.QueryRequest(limit=limit, query=near_dense, params=ef, with_payload=True)
+        elif near_sparse is not None:
+            req = e.QueryRequest(limit=limit, query=near_sparse, with_payload=True)
         else:
             raise ValueError("query needs a dense or a sparse vector")
         points = [_from_edge(p) for p in self._shard(version).query(req)]

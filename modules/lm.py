@@ -10,6 +10,7 @@ from typing import Any
 import dspy
 
 from modules.local_engine import EngineSpec, LocalEngine
+from modules.served_engine import ServedEngine
 from modules.settings import LOCAL_LM
 
 # Offline-safe defaults: never fetch LiteLLM's remote cost map or a hub model.
@@ -34,6 +35,8 @@ class LMConfig:
     n_parallel: int = 1
     cache: bool = True
     response_schema: bool | None = None
+    in_flight: int = 1  # requests at once: the served engine's connection pool
+    served_engine: str = "native"  # api_base models: "native" (ServedEngine) or "litellm"
 
 
 def build_lm(config: LMConfig) -> dspy.LM:
@@ -63,6 +66,22 @@ def build_lm(config: LMConfig) -> dspy.LM:
         raise ValueError(
             f"unknown LM {config.model!r}: use 'local' or a LiteLLM model string "
             "such as 'openai/gpt-4o-mini' or 'hosted_vllm/Qwen/Qwen2.5-7B-Instruct'"
+        )
+    if config.api_base and config.served_engine == "native":
+        engine = ServedEngine(
+            config.model,
+            config.api_base,
+            config.api_key,
+            response_schema=wants_response_schema(config),
+            pool=max(4, config.in_flight),
+        )
+        return dspy.LM(
+            config.model,
+            engine=engine,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            cache=config.cache,
+            num_retries=0,  # the engine retries transient failures itself
         )
     if wants_response_schema(config):
         register_response_schema(config.model)
@@ -108,7 +127,9 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
     """LMConfig for a role ('generator', 'agent', 'judge') from Settings.
 
     ``requests_in_flight`` (seeds at once × attempts at once) sizes the local engine's
-    parallel slots unless the ``n_parallel`` setting fixes them.
+    parallel slots unless the ``n_parallel`` setting fixes them. Only the judge (temperature
+    0) uses DSPy's LM cache: every generator and agent call is a sample with its own
+    rollout id, so a cache lookup and write could never pay off.
     """
     model = {
         "generator": settings.lm,
@@ -128,5 +149,8 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_parallel=settings.n_parallel or max(1, min(requests_in_flight, MAX_AUTO_SLOTS)),
+        cache=role == "judge",
+        in_flight=max(1, requests_in_flight),
+        served_engine=settings.served_engine,
         response_schema=settings.response_schema,
     )

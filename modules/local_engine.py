@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dspy.lm15 import Message, Response, TextPart, Usage
+from dspy.lm15 import Response
 
+from modules.chat_body import chat_body, chat_response
 from modules.errors import SageError
 
 GGUF_MAGIC = b"GGUF"
@@ -100,28 +101,6 @@ def system_info() -> str:
     return str(xlc.get_system_info()).strip()
 
 
-def schema_of(response_format: Any) -> dict[str, Any] | None:
-    """The JSON schema inside an OpenAI-style response_format, if any."""
-    if not isinstance(response_format, dict):
-        return None
-    if "json_schema" in response_format:
-        inner = response_format["json_schema"]
-        return inner.get("schema", inner) if isinstance(inner, dict) else None
-    return response_format.get("schema")
-
-
-def cap_strings(schema: Any, max_chars: int) -> Any:
-    """Give every string property without a maxLength one, so a small model cannot ramble."""
-    if isinstance(schema, dict):
-        out = {k: cap_strings(v, max_chars) for k, v in schema.items()}
-        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
-            out["maxLength"] = max_chars
-        return out
-    if isinstance(schema, list):
-        return [cap_strings(v, max_chars) for v in schema]
-    return schema
-
-
 class LocalEngine:
     """A DSPy engine that sends chat requests to the in-process llama.cpp server.
 
@@ -143,50 +122,14 @@ class LocalEngine:
     def server(self) -> Any:
         return open_server(self.spec)
 
-    def request_body(self, request: Any) -> dict[str, Any]:
-        """The OpenAI-style chat body llama-server receives for a DSPy request."""
-        cfg = request.config
-        body: dict[str, Any] = {
-            "messages": _messages(request),
-            "max_tokens": cfg.max_tokens or 512,
-            "temperature": 0.0 if cfg.temperature is None else cfg.temperature,
-        }
-        if cfg.stop:
-            body["stop"] = list(cfg.stop)
-        if cfg.seed is not None:
-            body["seed"] = cfg.seed
-        schema = schema_of(cfg.response_format) if cfg.response_format else None
-        if schema:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "output",
-                    "schema": cap_strings(schema, self.max_string_chars),
-                },
-            }
-        elif cfg.response_format:
-            body["response_format"] = {"type": "json_object"}
-        return body
-
     def complete(self, request: Any) -> Response:
-        result = self.server.handle_chat_completions(self.request_body(request))
+        result = self.server.handle_chat_completions(chat_body(request, self.max_string_chars))
         if "error" in result:
             err = result["error"]
             raise LocalLMError(f"local LLM: {err.get('message', err)}")
         if timings := result.get("timings"):
             self.timings.append(timings)
-        choice = result["choices"][0]
-        usage = result.get("usage") or {}
-        return Response(
-            id=result.get("id"),
-            model=f"local/{self.spec.path.name}",
-            message=Message.assistant([TextPart(choice["message"].get("content") or "")]),
-            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-            usage=Usage(
-                input_tokens=usage.get("prompt_tokens"),
-                output_tokens=usage.get("completion_tokens"),
-            ),
-        )
+        return chat_response(result, f"local/{self.spec.path.name}")
 
     def stream(self, request: Any):  # pragma: no cover - DSPy streaming is not used by sage
         from dspy.lm15 import response_to_events
@@ -195,13 +138,3 @@ class LocalEngine:
 
     def close(self) -> None:
         return None
-
-
-def _messages(request: Any) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    if request.system is not None:
-        system = request.system
-        text = system if isinstance(system, str) else "".join(p.text for p in system)
-        out.append({"role": "system", "content": text})
-    out.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
-    return out

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         "decoding). Unset: true when api_base is set (vLLM, llama.cpp, SGLang servers), else "
         "LiteLLM's model map decides. false: leave it to LiteLLM's model map.",
     )
+    served_engine: str = Field(
+        "native",
+        pattern="^(native|litellm)$",
+        description="How models behind api_base are called: native (one pooled HTTP client, "
+        "the lightest path) or litellm.",
+    )
     judge_min_gold_recall: float = Field(
         0.5,
         ge=0.0,

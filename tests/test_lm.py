@@ -158,18 +158,24 @@ class _RecordingOpenAIServer:
     """A tiny OpenAI-compatible HTTP server on 127.0.0.1 that records request bodies and
     answers every chat completion with the same JSON content (a real socket, no mock)."""
 
-    def __init__(self, content: str):
+    def __init__(self, content: str, statuses: list[int] | None = None):
         import http.server
         import json
         import threading
 
         self.bodies: list[dict] = []
+        self.statuses = list(statuses or [])  # answer these HTTP errors first, in order
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.bodies.append(body)
+                if outer.statuses:
+                    self.send_response(outer.statuses.pop(0))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 reply = json.dumps({
                     "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "stop",
@@ -194,22 +200,23 @@ class _RecordingOpenAIServer:
         self.httpd.server_close()
 
 
+@pytest.mark.parametrize("engine", ["native", "litellm"])
 @pytest.mark.parametrize(
     ("model", "api_base", "forced", "expected"),
     [
         ("openai/served-small-a", True, None, "json_schema"),  # self-hosted: schema by default
-        ("openai/served-small-b", True, False, "json_object"),  # opted out: LiteLLM's map
+        ("openai/served-small-b", True, False, "json_object"),  # opted out: plain JSON mode
         ("hosted_vllm/org/served-small-c", True, True, "json_schema"),
     ],
 )
-def test_served_model_gets_the_signature_schema(model, api_base, forced, expected):
-    """Through LiteLLM and a real HTTP socket: a self-hosted model is asked for the
-    signature's JSON schema (constrained decoding) unless the user opts out, and the
-    answer parses into typed fields."""
+def test_served_model_gets_the_signature_schema(model, api_base, forced, expected, engine):
+    """Through the served engine (or LiteLLM) and a real HTTP socket: a self-hosted model is
+    asked for the signature's JSON schema (constrained decoding) unless the user opts out,
+    and the answer parses into typed fields."""
     server = _RecordingOpenAIServer('{"city": "Brennock", "founded": 1642, "kind": "port"}')
     try:
         cfg = LMConfig(model=model, api_base=server.url if api_base else None, api_key="k",
-                       cache=False, response_schema=forced)  # fmt: skip
+                       cache=False, response_schema=forced, served_engine=engine)  # fmt: skip
         lm = build_lm(cfg)
         with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
             pred = dspy.Predict(CityFact)(passage="Brennock, a port, was founded in 1642.")
@@ -222,3 +229,26 @@ def test_served_model_gets_the_signature_schema(model, api_base, forced, expecte
         props = fmt["json_schema"]["schema"]["properties"]
         assert set(props) == {"city", "founded", "kind"}
         assert props["kind"]["enum"] == ["port", "inland"]
+
+
+def test_served_engine_retries_transient_answers_and_names_the_model():
+    """503 and 429 are retried (then succeed); a 400 is not retried and is not transient."""
+    from dspy.utils.exceptions import LMInvalidRequestError
+
+    from modules.served_engine import ServedEngine
+
+    server = _RecordingOpenAIServer('{"city": "Brennock", "founded": 1642, "kind": "port"}',
+                                    statuses=[503, 429])  # fmt: skip
+    try:
+        engine = ServedEngine("openai/srv", server.url, "k", backoff=0.01)
+        lm = dspy.LM("openai/srv", engine=engine, cache=False, max_tokens=50)
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            pred = dspy.Predict(CityFact)(passage="Brennock, a port, was founded in 1642.")
+        assert pred.founded == 1642 and len(server.bodies) == 3
+        assert server.bodies[-1]["model"] == "srv" and server.bodies[-1]["max_tokens"] == 50
+        server.statuses = [400]
+        with pytest.raises(LMInvalidRequestError), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            dspy.Predict(CityFact)(passage="x")
+        assert len(server.bodies) == 4  # no retry of a bad request
+    finally:
+        server.close()

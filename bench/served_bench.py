@@ -1,0 +1,109 @@
+"""Throughput of `sage generate` against a served model: CPU per LM call and efficiency.
+
+    .venv/bin/python bench/served_bench.py --workdir /tmp/servedbench \\
+        [--latencies 0,0.5,2] [--concurrency 1,8,32,128] [--attempt-workers 1,4]
+
+The model is bench/stub_server.py: an OpenAI-compatible HTTP server on 127.0.0.1 answering
+every sage signature with valid JSON after ``latency`` seconds (searches, a revision per
+seed and LLM-judge calls are all exercised). Each grid cell runs the real CLI (`sage --lm
+openai/stub --api-base ... generate`: LiteLLM, real Prefect, embedded Qdrant Edge,
+checkpoints) in a subprocess on the demo corpus, and records:
+
+- ``lm_calls``: requests the stub served; ``wall_s``: the command's wall time;
+- ``cpu_ms_per_call``: the sage process's CPU time (user + system, its temporary Prefect
+  API included) divided by ``lm_calls``;
+- ``efficiency``: ideal wall time / ``wall_s``. Ideal = latency x (G + A / min(W, K)) / C,
+  where G counts generator and reviser calls (sequential within a seed), A agent and judge
+  calls (K attempts of which W run at once) and C the seeds in flight: the time the run
+  would take if sage itself cost nothing. Undefined at latency 0.
+- ``rss_mb``: peak resident memory of the largest child process so far.
+
+Rows go to ``bench/results/served_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.stub_server import StubServer  # noqa: E402
+
+SAGE = str(Path(sys.executable).parent / "sage")
+
+
+def run_cell(a: argparse.Namespace, latency: float, conc: int, workers: int) -> dict:
+    server = StubServer(latency)
+    seeds = max(a.min_seeds, 2 * conc)
+    run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
+    cmd = [SAGE, "--lm", "openai/stub", "--api-base", server.url, "generate",
+           "--collection", "demo", "--seeds", str(seeds), "--concurrency", str(conc),
+           "--attempt-workers", str(workers), "--attempts", "4", "--rounds", "1",
+           "--steps", "2-3", "--max-searches", "4", "--generator-searches", "2",
+           "--run-id", run_id, "--json"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
+    env["SAGE_API_KEY"] = "stub"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=a.workdir, env=env, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # sage and its reaped children
+    out, err = proc.stdout, proc.stderr
+    server.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"cell failed: {err.decode()[-2000:]}")
+    calls = sum(server.calls.values())
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    g = server.calls["research"] + server.calls["write"] + server.calls["revise"]
+    agent = calls - g
+    ideal = latency * (g + agent / min(workers, 4)) / conc if latency else None
+    summary = json.loads(out)
+    return {
+        "latency_s": latency, "processes": 1, "concurrency": conc, "attempt_workers": workers,
+        "seeds": seeds, "lm_calls": calls, "wall_s": round(wall, 2),
+        "lm_calls_per_s": round(calls / wall, 1),
+        "cpu_ms_per_call": round(1000 * cpu_s / calls, 2),
+        "efficiency": round(ideal / wall, 3) if ideal else None,
+        "rss_mb": round(after.ru_maxrss / 1024, 1),  # the largest child so far
+        "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--latencies", default="0,0.5,2")
+    ap.add_argument("--concurrency", default="1,8,32,128")
+    ap.add_argument("--attempt-workers", default="1,4")
+    ap.add_argument("--min-seeds", type=int, default=8)
+    ap.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "results" / "served_throughput.json"
+    )
+    a = ap.parse_args()
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    if not (a.workdir / ".sage" / "qdrant" / "aliases" / "demo").exists():
+        subprocess.run([SAGE, "index", str(REPO / "flows/demo_data/corpus.jsonl"),
+                        "--collection", "demo"], cwd=a.workdir, check=True)  # fmt: skip
+    rows = json.loads(a.out.read_text()) if a.out.exists() else []
+    for latency in [float(x) for x in a.latencies.split(",")]:
+        for conc in [int(x) for x in a.concurrency.split(",")]:
+            for workers in [int(x) for x in a.attempt_workers.split(",")]:
+                row = run_cell(a, latency, conc, workers)
+                print(json.dumps(row), flush=True)
+                key = (latency, 1, conc, workers)
+                rows = [r for r in rows if (r["latency_s"], r["processes"], r["concurrency"],
+                                            r["attempt_workers"]) != key] + [row]  # fmt: skip
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                a.out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

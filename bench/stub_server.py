@@ -1,0 +1,127 @@
+"""A local OpenAI-compatible chat server that answers every sage signature with valid,
+scripted JSON after a set latency (no model): for the served-throughput benchmark and the
+Dask fan-out test. The generator researches once and writes a pair that one search solves
+(too easy for S >= 2), the reviser rewrites it to need S searches, the agent searches as
+often as the question needs and answers in a sentence, so the LLM judge decides.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+import time
+from collections import Counter
+
+CASE = re.compile(r"\(case (\d+)\)")
+
+
+class StubServer:
+    """An OpenAI-compatible chat server answering sage's signatures (scripted, no model)."""
+
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+        self.calls: Counter[str] = Counter()
+        self.cases: dict[str, tuple[str, int]] = {}  # case id -> (answer, searches needed)
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(outer.latency)
+                content = json.dumps(outer.answer(body))
+                reply = json.dumps({
+                    "id": "stub", "object": "chat.completion", "created": 0,
+                    "model": body.get("model", "stub"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 400, "completion_tokens": 40,
+                              "total_tokens": 440},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 256
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _new_case(self, answer: str, hops: int) -> str:
+        with self.lock:
+            cid = str(len(self.cases) + 1)
+            self.cases[cid] = (answer, hops)
+        return cid
+
+    def answer(self, body: dict) -> dict:
+        fields = set(
+            ((body.get("response_format") or {}).get("json_schema") or {})
+            .get("schema", {}).get("properties", {})
+        )  # fmt: skip
+        text = "\n".join(str(m.get("content")) for m in body.get("messages", []))
+        kind = self.kind(fields, text)
+        with self.lock:
+            self.calls[kind] += 1
+        return getattr(self, f"_{kind}")(text)
+
+    @staticmethod
+    def kind(fields: set[str], text: str) -> str:
+        if {"extracted_answer", "correct"} <= fields or "extracted_answer" in text:
+            return "judge"
+        if "analysis" in fields or "`analysis`" in text:
+            return "revise"
+        if "question" in fields or "`plan`" in text:
+            return "write"
+        if "query" in fields or "`query`" in text:
+            return "research"
+        if "action" in fields or "`action`" in text:
+            return "step"
+        return "final"
+
+    def _research(self, text: str) -> dict:
+        if "(none yet)" in text:
+            return {"reasoning": "stub", "action": "search", "query": "Brennick harbour"}
+        return {"reasoning": "stub", "action": "write", "query": ""}
+
+    def _pair(self, hops: int, extra: dict) -> dict:
+        answer = "Ferrin Vashti"
+        cid = self._new_case(answer, hops)
+        plan = [{"sub_question": f"hop {i}", "sub_answer": answer, "passage": "P1"}
+                for i in range(hops)]  # fmt: skip
+        return {**extra, "question": f"Who led the first ascent of the peak (case {cid})?",
+                "answer": answer, "plan": plan}  # fmt: skip
+
+    def _write(self, text: str) -> dict:
+        return self._pair(1, {"reasoning": "stub"})  # too easy for S >= 2
+
+    def _revise(self, text: str) -> dict:
+        m = re.search(r"\[\[ ## target_steps ## \]\]\s*(\d+)", text)
+        return self._pair(int(m.group(1)) if m else 2, {"analysis": "hide a hop"})
+
+    def _step(self, text: str) -> dict:
+        m = CASE.search(text)
+        answer, hops = self.cases.get(m.group(1), ("unknown", 1)) if m else ("unknown", 1)
+        done = len(re.findall(r"^Search \d+:", text, re.M))
+        if done < hops:
+            return {"reasoning": "stub", "action": "search", "text": f"ascent hop {done + 1}"}
+        return {"reasoning": "stub", "action": "answer", "text": f"It was {answer}."}
+
+    def _final(self, text: str) -> dict:
+        return {"reasoning": "stub", "answer": "unknown"}
+
+    def _judge(self, text: str) -> dict:
+        return {"extracted_answer": "Ferrin Vashti", "reasoning": "stub", "correct": True}
