@@ -11,8 +11,14 @@ checkpoints) in a subprocess on the demo corpus, and records:
 
 - ``lm_calls``: requests the stub served; ``wall_s``: the command's wall time;
 - ``cpu_ms_per_call``: the sage process's CPU time (user + system, its temporary Prefect
-  API included) divided by ``lm_calls``;
-- ``efficiency``: ideal wall time / ``wall_s``. Ideal = latency x (G + A / min(W, K)) / C,
+  API included) per LM call in steady state: three 1-seed runs measured first give the
+  fixed cost of a command (imports, starting the Prefect API, loading the embedder: ~16 s
+  of CPU), whose mean is subtracted with those runs' calls
+  (``cpu_ms_per_call_with_startup`` does not subtract it);
+- ``efficiency``: ideal wall time / the flow's own wall time (``flow_wall_s``: from the
+  seed plan to the written run, after process start, the Prefect API and loading the
+  services; ``efficiency_with_startup`` uses ``wall_s``). Ideal = latency x (G + A /
+  min(W, K)) / C,
   where G counts generator and reviser calls (sequential within a seed), A agent and judge
   calls (K attempts of which W run at once) and C the seeds in flight: the time the run
   would take if sage itself cost nothing. Undefined at latency 0.
@@ -40,17 +46,23 @@ from bench.stub_server import StubServer  # noqa: E402
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
-def run_cell(a: argparse.Namespace, latency: float, conc: int, workers: int) -> dict:
+def run_cell(
+    a: argparse.Namespace, latency: float, conc: int, workers: int, seeds: int | None = None
+) -> dict:
     server = StubServer(latency)
-    seeds = max(a.min_seeds, 2 * conc)
+    seeds = seeds or max(a.min_seeds, 2 * conc)
     run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
-    cmd = [SAGE, "--lm", "openai/stub", "--api-base", server.url, "generate",
+    runner = ["--task-runner", "dask"] if a.processes > 1 else []
+    cmd = [SAGE, "--lm", "openai/stub", "--api-base", server.url, "generate", *runner,
            "--collection", "demo", "--seeds", str(seeds), "--concurrency", str(conc),
            "--attempt-workers", str(workers), "--attempts", "4", "--rounds", "1",
            "--steps", "2-3", "--max-searches", "4", "--generator-searches", "2",
            "--run-id", run_id, "--json"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
     env["SAGE_API_KEY"] = "stub"
+    env.update(dict(kv.split("=", 1) for kv in a.env))  # e.g. SAGE_SERVED_ENGINE=litellm
+    if a.code:  # measure another checkout's sage with this driver
+        env["PYTHONPATH"] = str(a.code)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=a.workdir, env=env, capture_output=True)
@@ -66,14 +78,23 @@ def run_cell(a: argparse.Namespace, latency: float, conc: int, workers: int) -> 
     agent = calls - g
     ideal = latency * (g + agent / min(workers, 4)) / conc if latency else None
     summary = json.loads(out)
+    flow_wall = float(summary["wall_seconds"])  # the generation itself, after start-up
+    fixed_s, fixed_calls = a.startup if getattr(a, "startup", None) else (0.0, 0)
+    steady = (cpu_s - fixed_s) / max(1, calls - fixed_calls)
     return {
-        "latency_s": latency, "processes": 1, "concurrency": conc, "attempt_workers": workers,
+        "cpu_s": round(cpu_s, 2),
+        "latency_s": latency, "processes": a.processes, "concurrency": conc,
+        "attempt_workers": workers,
         "seeds": seeds, "lm_calls": calls, "wall_s": round(wall, 2),
         "lm_calls_per_s": round(calls / wall, 1),
-        "cpu_ms_per_call": round(1000 * cpu_s / calls, 2),
-        "efficiency": round(ideal / wall, 3) if ideal else None,
+        "cpu_ms_per_call": round(1000 * steady, 2),
+        "cpu_ms_per_call_with_startup": round(1000 * cpu_s / calls, 2),
+        "efficiency": round(ideal / flow_wall, 3) if ideal else None,
+        "efficiency_with_startup": round(ideal / wall, 3) if ideal else None,
+        "flow_wall_s": round(flow_wall, 2),
         "rss_mb": round(after.ru_maxrss / 1024, 1),  # the largest child so far
         "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
+        "label": a.label,
     }  # fmt: skip
 
 
@@ -84,6 +105,10 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,32,128")
     ap.add_argument("--attempt-workers", default="1,4")
     ap.add_argument("--min-seeds", type=int, default=8)
+    ap.add_argument("--label", default="sage", help="names the code measured in each row")
+    ap.add_argument("--processes", type=int, default=1, help=">1: --task-runner dask")
+    ap.add_argument("--code", type=Path, help="another checkout to run (lever comparisons)")
+    ap.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for the sage process")
     ap.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "served_throughput.json"
     )
@@ -93,14 +118,30 @@ def main() -> None:
         subprocess.run([SAGE, "index", str(REPO / "flows/demo_data/corpus.jsonl"),
                         "--collection", "demo"], cwd=a.workdir, check=True)  # fmt: skip
     rows = json.loads(a.out.read_text()) if a.out.exists() else []
+    ones = [run_cell(a, 0.0, 1, 1, seeds=1) for _ in range(3)]  # start, imports, API, loads
+    a.startup = (sum(o["cpu_s"] for o in ones) / 3, sum(o["lm_calls"] for o in ones) / 3)
+    print(
+        json.dumps({"startup_cpu_s": [o["cpu_s"] for o in ones], "startup_lm_calls": a.startup[1]})
+    )
     for latency in [float(x) for x in a.latencies.split(",")]:
         for conc in [int(x) for x in a.concurrency.split(",")]:
             for workers in [int(x) for x in a.attempt_workers.split(",")]:
                 row = run_cell(a, latency, conc, workers)
                 print(json.dumps(row), flush=True)
-                key = (latency, 1, conc, workers)
-                rows = [r for r in rows if (r["latency_s"], r["processes"], r["concurrency"],
-                                            r["attempt_workers"]) != key] + [row]  # fmt: skip
+                key = (a.label, latency, a.processes, conc, workers)
+                rows = [
+                    r
+                    for r in rows
+                    if (
+                        r.get("label"),
+                        r["latency_s"],
+                        r["processes"],
+                        r["concurrency"],
+                        r["attempt_workers"],
+                    )
+                    != key
+                ]
+                rows.append(row)  # fmt: skip
                 a.out.parent.mkdir(parents=True, exist_ok=True)
                 a.out.write_text(json.dumps(rows, indent=2))
 

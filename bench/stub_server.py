@@ -24,6 +24,7 @@ class StubServer:
         self.latency = latency
         self.calls: Counter[str] = Counter()
         self.cases: dict[str, tuple[str, int]] = {}  # case id -> (answer, searches needed)
+        self.queries = 0
         self.lock = threading.Lock()
         outer = self
 
@@ -92,9 +93,16 @@ class StubServer:
             return "step"
         return "final"
 
+    def _unique(self) -> int:
+        """A counter that makes every search query new text (no query-cache hits)."""
+        with self.lock:
+            self.queries += 1
+            return self.queries
+
     def _research(self, text: str) -> dict:
         if "(none yet)" in text:
-            return {"reasoning": "stub", "action": "search", "query": "Brennick harbour"}
+            q = f"Brennick harbour {self._unique()}"
+            return {"reasoning": "stub", "action": "search", "query": q}
         return {"reasoning": "stub", "action": "write", "query": ""}
 
     def _pair(self, hops: int, extra: dict) -> dict:
@@ -117,7 +125,8 @@ class StubServer:
         answer, hops = self.cases.get(m.group(1), ("unknown", 1)) if m else ("unknown", 1)
         done = len(re.findall(r"^Search \d+:", text, re.M))
         if done < hops:
-            return {"reasoning": "stub", "action": "search", "text": f"ascent hop {done + 1}"}
+            q = f"ascent hop {done + 1} of {self._unique()}"
+            return {"reasoning": "stub", "action": "search", "text": q}
         return {"reasoning": "stub", "action": "answer", "text": f"It was {answer}."}
 
     def _final(self, text: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
@@ -34,7 +35,12 @@ DATASET_SCHEMA: dict[str, pl.DataType] = {
 RELAXED_MIN_SEARCHES = 2  # the SAGE code's --min_search_step for its relaxed last round
 
 
-def group_rounds(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def summary_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint record without its traces (``detail``)."""
+    return {k: v for k, v in record.items() if k != "detail"}
+
+
+def group_rounds(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Checkpoint records by seed, in round order, one record per round (first wins)."""
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for rec in records:
@@ -113,10 +119,21 @@ def dataset_rows(done: dict[str, list[dict[str, Any]]], params: Any) -> tuple[li
     return rows, dropped
 
 
+def _traces(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One trace line per round, the first record of a round winning, as in group_rounds."""
+    seen: set[tuple[str, int]] = set()
+    for r in records:
+        key = (r["seed_id"], int(r["round"]))
+        if key not in seen:
+            seen.add(key)
+            yield {"seed_id": r["seed_id"], "round": r["round"], "status": r["status"],
+                   **(r.get("detail") or {})}  # fmt: skip
+
+
 def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
-    """Rebuild every derived artifact from the checkpoints (idempotent)."""
-    records = store.load_rounds()
-    done = group_rounds(records)
+    """Rebuild every derived artifact from the checkpoints (idempotent). The log is streamed:
+    only round summaries are held in memory, traces go straight to traces.jsonl."""
+    done = group_rounds(summary_of(r) for r in store.iter_rounds())
     flat = [r for rs in done.values() for r in rs]
     cands = candidates_frame(flat)
     store.write_parquet("candidates.parquet", cands)
@@ -124,18 +141,7 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     data = pl.DataFrame(rows, schema=DATASET_SCHEMA)
     store.write_parquet("dataset.parquet", data)
     store.write_jsonl("dataset.jsonl", rows)
-    store.write_jsonl(
-        "traces.jsonl",
-        (
-            {
-                "seed_id": r["seed_id"],
-                "round": r["round"],
-                "status": r["status"],
-                **(r.get("detail") or {}),
-            }
-            for r in flat
-        ),
-    )
+    store.write_jsonl("traces.jsonl", _traces(store.iter_rounds()))
     metrics = compute_metrics(cands, params.rounds)
     metrics["planned_seeds"] = len(plan)
     metrics["processed_seeds"] = len(done)

@@ -7,6 +7,7 @@ import hashlib
 import importlib.metadata as md
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ def build_manifest(
 
 
 class Ledger:
-    """The flow's view of the run: checkpointed rounds per seed and the tokens spent.
+    """The flow's view of the run: each seed's checkpointed rounds (their summaries, not
+    their traces: memory stays flat however long the run) and the tokens spent.
 
     Only the flow reads and updates it (from what seed tasks return), so seed tasks take
     plain data and can run in any process.
@@ -151,17 +153,18 @@ class Ledger:
     def __init__(self, store: RunStore, limit: int | None):
         self.store = store
         self.limit = limit
-        self.done = ds.group_rounds(store.load_rounds())
-        self.spent = sum(int(r.get("tokens") or 0) for rs in self.done.values() for r in rs)
+        self.done: dict[str, list[dict[str, Any]]] = {}
+        self.spent = 0
+        self.add(store.iter_rounds())
 
     def rounds(self, seed_id: str) -> list[dict[str, Any]]:
         return list(self.done.get(seed_id, []))
 
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
             rounds = self.done.setdefault(rec["seed_id"], [])
             if all(int(r["round"]) != int(rec["round"]) for r in rounds):  # first one wins
-                rounds.append(rec)
+                rounds.append(ds.summary_of(rec))
                 rounds.sort(key=lambda r: int(r["round"]))
                 self.spent += int(rec.get("tokens") or 0)
 
@@ -196,17 +199,15 @@ class SeedJob:
     cache_policy=NO_CACHE,
     task_run_name="seed-{seed[seed_id]}",
 )
-def process_seed(
-    seed: dict[str, Any], job: SeedJob, done: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Run (or finish) one seed's SAGE rounds after its ``done`` ones, checkpointing every
-    round as it ends; returns the new rounds."""
+def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[str, Any]]:
+    """Run (or, with ``resume``, finish) one seed's SAGE rounds, checkpointing every round
+    as it ends; returns the new rounds."""
     from prefect.runtime import task_run
 
     store = RunStore(Path(job.runs_dir), job.run_id)
     sid = seed["seed_id"]
-    if (task_run.run_count or 1) > 1:  # a retry, maybe in another process: take its rounds
-        done = store.seed_rounds(sid)
+    # a resumed seed, or a retry (maybe in another process): continue after its saved rounds
+    done = store.seed_rounds(sid) if resume or (task_run.run_count or 1) > 1 else []
     new: list[dict[str, Any]] = []
 
     def on_round(record: dict[str, Any]) -> None:
@@ -321,7 +322,8 @@ def generate_dataset(
                 else:
                     s = pending.pop(0)
                     seed = {**s, "document": runtime.document(s["doc_id"])}
-                    inflight[process_seed.submit(seed, job, ledger.rounds(s["seed_id"]))] = s
+                    resume = bool(ledger.rounds(s["seed_id"]))
+                    inflight[process_seed.submit(seed, job, resume)] = s
             if not inflight:
                 break
             fut = futures.first_done(list(inflight))

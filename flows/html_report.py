@@ -12,6 +12,7 @@ from typing import Any
 from flows.run_store import RunStore
 
 PASSAGE_CHARS = 220
+MAX_VIEWER_SEEDS = 300  # seeds in the trace viewer; every trace stays in traces.jsonl
 
 
 def _clip(text: Any, n: int) -> str:
@@ -162,18 +163,40 @@ fromHash();
 """
 
 
+def viewer_traces(path: Path, max_seeds: int = MAX_VIEWER_SEEDS) -> tuple[list[dict], int]:
+    """The traces of the first ``max_seeds`` seeds (streamed: a big run's traces.jsonl
+    never sits in memory) and how many seeds there are in all."""
+    kept: list[dict[str, Any]] = []
+    kept_ids: set[str] = set()
+    all_ids: set[str] = set()
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                sid = rec["seed_id"]
+                all_ids.add(sid)
+                if sid in kept_ids or len(kept_ids) < max_seeds:
+                    kept_ids.add(sid)
+                    kept.append(rec)
+    return kept, len(all_ids)
+
+
 def render_html(run_dir: Path) -> str:
     store = RunStore(run_dir.parent, run_dir.name)
     manifest = store.read_manifest()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    traces = [
-        json.loads(x) for x in (run_dir / "traces.jsonl").read_text().splitlines() if x.strip()
-    ]
+    traces, total = viewer_traces(run_dir / "traces.jsonl")
     data = json.dumps(trace_items(traces), ensure_ascii=False).replace("</", "<\\/")
     p = manifest["params"]
     cols = ["seeds", "pct_correct", "pct_pass", "avg_at_k", "mean_min_searches", "mean_searches"]
     cost = metrics["cost"]
     title = f"sage run {manifest['run_id']}"
+    shown = (
+        f"<p>The first {len({t['seed_id'] for t in traces})} of {total} seeds; every trace is "
+        "in <code>traces.jsonl</code>.</p>"
+        if total > len({t["seed_id"] for t in traces})
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
 <body>
@@ -188,7 +211,7 @@ generator <code>{html.escape(str(manifest["models"]["generator"]))}</code>, agen
 <h2>Funnel and cost</h2>{_table(metrics["funnel"]["per_round"], ["round", "candidates", "correct", "accepted"], "funnel")}
 <p>{cost["lm_calls"]} LM calls, {cost["tokens"]} tokens; per accepted item {cost["lm_calls_per_accepted"]} calls, {cost["tokens_per_accepted"]} tokens.</p></section>
 {_validation_section(run_dir)}
-<section id="traces"><h2>Trace viewer</h2><label>Seed <select id="item-select"></select></label><div id="viewer"></div></section>
+<section id="traces"><h2>Trace viewer</h2>{shown}<label>Seed <select id="item-select"></select></label><div id="viewer"></div></section>
 <script type="application/json" id="trace-data">{data}</script>
 <script>{JS}</script>
 </body></html>

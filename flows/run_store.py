@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,28 +98,33 @@ class RunStore:
             fh.write(line)
             os.fsync(fh.fileno())
 
-    def load_rounds(self) -> list[dict[str, Any]]:
-        """All durable round records. A torn last line (killed mid-write) is cut off."""
+    def iter_rounds(self) -> Iterator[dict[str, Any]]:
+        """Every durable round record, streamed line by line (a run's log can be larger than
+        memory). A torn last line (killed mid-write) is cut off the file."""
         p = self.path / CHECKPOINTS
         if not p.exists():
-            return []
-        data = p.read_bytes()
-        records: list[dict[str, Any]] = []
-        good_end = 0
-        for lineno, raw in enumerate(data.split(b"\n"), start=1):
-            if not raw.strip():
-                good_end += len(raw) + 1
-                continue
-            try:
-                records.append(json.loads(raw))
-            except json.JSONDecodeError as exc:
-                if good_end + len(raw) >= len(data):  # the torn last line: drop it
-                    with self._lock, p.open("r+b") as fh:
-                        fh.truncate(good_end)
-                    break
-                raise SageError(f"{p}:{lineno}: corrupt checkpoint line ({exc.msg})") from exc
-            good_end += len(raw) + 1
-        return records
+            return
+        offset = 0
+        with p.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if raw.strip():
+                    try:
+                        yield json.loads(raw)
+                    except json.JSONDecodeError as exc:
+                        if not raw.endswith(b"\n"):  # the torn last line: drop it
+                            self._truncate(offset)
+                            return
+                        msg = f"{p}:{lineno}: corrupt checkpoint line ({exc.msg})"
+                        raise SageError(msg) from exc
+                offset += len(raw)
+
+    def _truncate(self, size: int) -> None:
+        with self._lock, (self.path / CHECKPOINTS).open("r+b") as fh:
+            fh.truncate(size)
+
+    def load_rounds(self) -> list[dict[str, Any]]:
+        """All durable round records (see ``iter_rounds``)."""
+        return list(self.iter_rounds())
 
     # -- derived artifacts ----------------------------------------------------------------
     def write_json(self, name: str, obj: Any) -> Path:
@@ -128,9 +133,15 @@ class RunStore:
         return p
 
     def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
+        """Write JSON lines atomically, streaming (``rows`` may be a generator)."""
         p = self.path / name
-        body = "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows)
-        _atomic_write_bytes(p, body.encode())
+        tmp = p.with_name(f".{p.name}.tmp")
+        with tmp.open("wb") as fh:
+            for r in rows:
+                fh.write((json.dumps(r, default=str, ensure_ascii=False) + "\n").encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
         return p
 
     def write_parquet(self, name: str, df: pl.DataFrame) -> Path:

@@ -3,7 +3,9 @@
 ``SAGE_TASK_RUNNER`` (or ``sage generate --task-runner``):
 
 * ``thread``: Prefect's ThreadPoolTaskRunner with ``--concurrency`` threads (the default).
-* ``dask``: a Dask LocalCluster of ``--concurrency`` worker processes, one thread each.
+* ``dask``: a Dask LocalCluster of one worker process per CPU core (at most
+  ``--concurrency``), sharing ``--concurrency`` threads between them: a process is bound
+  by its GIL long before a served model is, so more processes means more seeds in flight.
 * ``dask://HOST:PORT``: the workers of a running Dask scheduler (other machines).
 
 Seed tasks take plain data (the seed with its document, a ``SeedJob``, its finished rounds)
@@ -16,6 +18,8 @@ its own llama.cpp copy), the run directory on a filesystem every worker writes t
 """
 
 from __future__ import annotations
+
+import os
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -36,9 +40,10 @@ def build_task_runner(spec: str, concurrency: int = 1) -> TaskRunner:
             f"task runner {spec!r} needs prefect-dask: pip install 'sage-deepsearch[dask]'"
         ) from exc
     if spec == "dask":
+        processes = max(1, min(workers, os.cpu_count() or 1))
         cluster = {
-            "n_workers": workers,
-            "threads_per_worker": 1,
+            "n_workers": processes,
+            "threads_per_worker": -(-workers // processes),  # ceil: every seed has a thread
             "processes": True,
             "dashboard_address": None,
         }

@@ -10,6 +10,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 from pydantic import ValidationError
 
+from modules.adapter import json_adapter
 from modules.passages import Passage, Retriever
 from modules.signatures import FinalAnswer, NextStep
 
@@ -40,9 +41,11 @@ class Meter:
 
 
 def lm_context(lm: Any | None, adapter: Any | None) -> Any:
-    """dspy.context with the role's LM (None = the configured one) and adapter."""
+    """dspy.context with the role's LM (None = the configured one) and adapter, and without
+    DSPy's per-LM call history (up to 10,000 prompts and answers each, ~10 KB a call: the
+    memory a long run would otherwise grow by)."""
     overrides = {k: v for k, v in (("lm", lm), ("adapter", adapter)) if v is not None}
-    return dspy.context(**overrides)
+    return dspy.context(**overrides, disable_history=True)
 
 
 def safe_predict(
@@ -176,7 +179,7 @@ class SearchAgent(dspy.Module):
         super().__init__()
         self.retriever = retriever
         self.lm = lm
-        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.adapter = adapter if adapter is not None else json_adapter()
         self.k = k
         self.max_searches = max_searches
         self.passage_chars = passage_chars

@@ -31,6 +31,7 @@ from modules.errors import SageError
 from modules.store import DENSE, RRF_K, SPARSE, StorePoint
 
 FORMAT = {"backend": "qdrant-edge", "format": 1}
+SEARCH_THREADS = 1  # per query: Edge holds the GIL, and a 2nd thread cost 4x the CPU (bench)
 HNSW_EF = 256  # dense HNSW search breadth: recall@3/@10 equal to exact search at 17.5k
 
 
@@ -40,12 +41,13 @@ def _edge() -> Any:
     return qdrant_edge
 
 
-def _config() -> Any:
+def _config(**options: Any) -> Any:
     e = _edge()
     return e.EdgeConfig(
         vectors={DENSE: e.EdgeVectorParams(size=DENSE_DIM, distance=e.Distance.Cosine)},
         sparse_vectors={SPARSE: e.EdgeSparseVectorParams(modifier=e.Modifier.Idf)},
         wal_enabled=False,
+        **options,
     )
 
 
@@ -109,7 +111,8 @@ class EdgeStore:
                 if not self.is_complete(version):
                     raise SageError(f"collection version {version!r} is missing or unfinished")
                 try:
-                    self._readers[version] = _edge().EdgeShard.load(str(path))
+                    config = _config(max_search_threads=SEARCH_THREADS)
+                    self._readers[version] = _edge().EdgeShard.load(str(path), config)
                 except Exception as exc:  # the engine raises plain Exceptions
                     raise SageError(f"{path}: cannot open the shard: {exc}") from exc
             return self._readers[version]

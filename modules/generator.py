@@ -9,6 +9,7 @@ from typing import Any
 
 import dspy
 
+from modules.adapter import json_adapter
 from modules.agent import Meter, clip, passage_record, safe_predict, sample_config
 from modules.passages import Retriever
 from modules.signatures import ANSWER_SOURCES, ResearchStep, WriteQA
@@ -121,7 +122,7 @@ class Generator(dspy.Module):
         self.answer_from = ANSWER_SOURCES[answer_source]
         self.retriever = retriever
         self.lm = lm
-        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.adapter = adapter if adapter is not None else json_adapter()
         self.k = k
         self.max_searches = max_searches
         self.passage_chars = passage_chars

@@ -9,6 +9,7 @@ from typing import Any
 
 import dspy
 
+from modules.adapter import json_adapter
 from modules.agent import Meter, safe_predict
 from modules.signatures import JudgeAnswer
 from modules.textnorm import best_match, gold_recall, normalize, numbers
@@ -62,7 +63,7 @@ class Judge(dspy.Module):
     ):
         super().__init__()
         self.lm = lm
-        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.adapter = adapter if adapter is not None else json_adapter()
         self.use_llm = use_llm
         self.min_gold_recall = min_gold_recall
         self.judge = dspy.Predict(JudgeAnswer)

@@ -35,7 +35,6 @@ class LMConfig:
     n_parallel: int = 1
     cache: bool = True
     response_schema: bool | None = None
-    in_flight: int = 1  # requests at once: the served engine's connection pool
     served_engine: str = "native"  # api_base models: "native" (ServedEngine) or "litellm"
 
 
@@ -73,7 +72,6 @@ def build_lm(config: LMConfig) -> dspy.LM:
             config.api_base,
             config.api_key,
             response_schema=wants_response_schema(config),
-            pool=max(4, config.in_flight),
         )
         return dspy.LM(
             config.model,
@@ -150,7 +148,6 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
         n_threads=settings.n_threads,
         n_parallel=settings.n_parallel or max(1, min(requests_in_flight, MAX_AUTO_SLOTS)),
         cache=role == "judge",
-        in_flight=max(1, requests_in_flight),
         served_engine=settings.served_engine,
         response_schema=settings.response_schema,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import dspy
 
+from modules.adapter import json_adapter
 from modules.agent import Meter, clip, render_trajectory, safe_predict, sample_config
 from modules.generator import Candidate, Generator, GenResult, pair_with_retry
 from modules.generator import render_notes as _notes
@@ -79,7 +80,7 @@ class Reviser(dspy.Module):
         super().__init__()
         self.generator = generator
         self.lm = lm
-        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.adapter = adapter if adapter is not None else json_adapter()
         self.search = search
         self.search_budget = search_budget
         self.notes_chars = notes_chars

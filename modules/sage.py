@@ -10,6 +10,7 @@ from typing import Any
 
 import dspy
 
+from modules.adapter import json_adapter
 from modules.agent import Meter, SearchAgent
 from modules.generator import Candidate, Generator, GenResult
 from modules.judge import Judge
@@ -136,7 +137,7 @@ class Sage(dspy.Module):
         answer_source: str = "seed",
     ):
         super().__init__()
-        adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        adapter = adapter if adapter is not None else json_adapter()
         self.generator = Generator(
             retriever, generator_lm, adapter, k, generator_searches, answer_source=answer_source
         )

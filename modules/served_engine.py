@@ -1,21 +1,25 @@
 """A DSPy engine for self-hosted OpenAI-compatible servers (vLLM, SGLang, llama.cpp server):
-``POST {api_base}/chat/completions`` through one pooled HTTP client, with the signature's
+``POST {api_base}/chat/completions`` over keep-alive connections (one per calling thread,
+so the pool is as large as the requests in flight and has no lock), with the signature's
 JSON schema as ``response_format``.
 
 It replaces LiteLLM on the ``api_base`` path, where LiteLLM's per-call work (model-map
 lookups, logging objects, its own client pool behind a lock) cost more CPU than the rest
-of sage per call (docs/BENCHMARKS.md). Transient failures (connection errors, timeouts,
-429 and 5xx answers) are retried with backoff, then raised as DSPy's transient LM errors,
-which a seed task retries.
+of sage per call; the standard library's HTTP client costs less than httpx here too
+(docs/BENCHMARKS.md). Transient failures (connection errors, timeouts, 429 and 5xx
+answers) are retried with backoff, then raised as DSPy's transient LM errors, which a
+seed task retries.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
+import urllib.parse
 from typing import Any
 
-import httpx
 from dspy.lm15 import Response
 from dspy.utils.exceptions import (
     LMInvalidRequestError,
@@ -27,18 +31,51 @@ from dspy.utils.exceptions import (
 
 from modules.chat_body import chat_body, chat_response
 
-_CLIENTS: dict[tuple[str, int, float], httpx.Client] = {}
-_CLIENTS_LOCK = threading.Lock()
+
+class _Connections:
+    """Keep-alive HTTP connections to one server, one per calling thread."""
+
+    def __init__(self, base: str, timeout: float):
+        url = urllib.parse.urlsplit(base)
+        self.https = url.scheme == "https"
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or (443 if self.https else 80)
+        self.prefix = url.path.rstrip("/")
+        self.timeout = timeout
+        self.local = threading.local()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            conn = self.local.conn = cls(self.host, self.port, timeout=self.timeout)
+        return conn
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """(status, body); a connection the server closed is reopened once."""
+        for retry in (0, 1):
+            conn = self._conn()
+            try:
+                conn.request("POST", self.prefix + path, body, headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                self.local.conn = None
+                if retry:
+                    raise
+        raise AssertionError("unreachable")
 
 
-def _client(base: str, pool: int, timeout: float) -> httpx.Client:
-    """One HTTP client per server and pool size, shared by every role and thread."""
-    key = (base, pool, timeout)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-            _CLIENTS[key] = httpx.Client(base_url=base, limits=limits, timeout=timeout)
-        return _CLIENTS[key]
+_POOLS: dict[tuple[str, float], _Connections] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _connections(base: str, timeout: float) -> _Connections:
+    with _POOLS_LOCK:
+        if (base, timeout) not in _POOLS:
+            _POOLS[(base, timeout)] = _Connections(base, timeout)
+        return _POOLS[(base, timeout)]
 
 
 def served_name(model: str) -> str:
@@ -58,7 +95,6 @@ class ServedEngine:
         api_base: str,
         api_key: str | None = None,
         response_schema: bool = True,
-        pool: int = 16,
         timeout: float = 600.0,
         retries: int = 3,
         backoff: float = 1.0,
@@ -66,22 +102,24 @@ class ServedEngine:
         self.model = model
         self.api_base = api_base.rstrip("/")
         self.supports_response_schema = response_schema
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.pool, self.timeout = pool, timeout
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.timeout = timeout
         self.retries, self.backoff = retries, backoff
 
     def complete(self, request: Any) -> Response:
-        body = {"model": served_name(self.model), **chat_body(request)}
-        client = _client(self.api_base, self.pool, self.timeout)
+        body = json.dumps({"model": served_name(self.model), **chat_body(request)}).encode()
+        conns = _connections(self.api_base, self.timeout)
         for attempt in range(self.retries + 1):
             try:
-                resp = client.post("/chat/completions", json=body, headers=self.headers)
-                if resp.status_code < 400:
-                    return chat_response(resp.json(), self.model)
-                error = _status_error(resp, self.model)
-            except httpx.TimeoutException as exc:
+                status, data = conns.post("/chat/completions", body, self.headers)
+                if status < 400:
+                    return chat_response(json.loads(data), self.model)
+                error = _status_error(status, data, self.model)
+            except TimeoutError as exc:  # socket.timeout
                 error = LMTimeoutError(str(exc) or "timed out", model=self.model)
-            except httpx.TransportError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 error = LMTransportError(str(exc) or type(exc).__name__, model=self.model)
             if isinstance(error, LMInvalidRequestError) or attempt == self.retries:
                 raise error
@@ -97,10 +135,10 @@ class ServedEngine:
         return None
 
 
-def _status_error(resp: httpx.Response, model: str) -> Exception:
-    text = resp.text[:300]
-    if resp.status_code == 429:
+def _status_error(status: int, data: bytes, model: str) -> Exception:
+    text = data[:300].decode("utf-8", "replace")
+    if status == 429:
         return LMRateLimitError(text, model=model, status=429)
-    if resp.status_code >= 500:
-        return LMServerError(text, model=model, status=resp.status_code)
-    return LMInvalidRequestError(text, model=model, status=resp.status_code)
+    if status >= 500:
+        return LMServerError(text, model=model, status=status)
+    return LMInvalidRequestError(text, model=model, status=status)

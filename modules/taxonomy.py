@@ -8,6 +8,7 @@ from typing import Any, get_args
 
 import dspy
 
+from modules.adapter import json_adapter
 from modules.agent import Meter, safe_predict
 from modules.reviser import render_attempt
 from modules.signatures import (
@@ -44,7 +45,7 @@ class Tagger(dspy.Module):
     def __init__(self, lm: Any | None = None, adapter: Any | None = None):
         super().__init__()
         self.lm = lm
-        self.adapter = adapter if adapter is not None else dspy.JSONAdapter()
+        self.adapter = adapter if adapter is not None else json_adapter()
         self.too_easy = dspy.Predict(TagTooEasy)
         self.incorrect = dspy.Predict(TagIncorrect)
         self.reasoning = dspy.Predict(TagReasoning)
