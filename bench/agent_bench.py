@@ -13,9 +13,10 @@ import json
 import time
 from pathlib import Path
 
-from modules.agent import Meter, SearchAgent
+from modules.agent import SearchAgent
 from modules.judge import Judge
 from modules.lm import LMConfig, build_lm
+from modules.predict import Meter
 from modules.retriever import QdrantRetriever
 
 REPO = Path(__file__).resolve().parents[1]

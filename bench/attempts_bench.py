@@ -6,7 +6,7 @@ parallel slots (the same local GGUF model, served).
 
 Starts `llama-server --parallel P` on the pinned Qwen2.5-Coder-0.5B GGUF, indexes the demo
 corpus (collection 'demo') in --workdir, then for each demo question runs the K judged
-attempts (modules.solver.run_attempts) once sequentially (workers=1) and once concurrently
+attempts (modules.attempts.run_attempts) once sequentially (workers=1) and once concurrently
 (workers=K), with the same rollout ids, and records wall time, LM calls, parse rate and
 correctness. The DSPy cache is off, so no call is answered from cache.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flows.qa_sets import load_qa  # noqa: E402
+from flows.data.qa_sets import load_qa  # noqa: E402
 from modules import model_store  # noqa: E402
 from modules.agent import SearchAgent  # noqa: E402
+from modules.attempts import run_attempts  # noqa: E402
 from modules.judge import Judge  # noqa: E402
 from modules.lm import LMConfig, build_lm  # noqa: E402
 from modules.retriever import QdrantRetriever  # noqa: E402
-from modules.solver import run_attempts  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
 
@@ -69,7 +69,7 @@ def main() -> None:
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [SAGE, "index", str(REPO / "flows/demo_data/corpus.jsonl"), "--collection", "demo"],
+        [SAGE, "index", str(REPO / "flows/data/demo/corpus.jsonl"), "--collection", "demo"],
         cwd=a.workdir, check=True, capture_output=True,
     )  # fmt: skip
     gguf = model_store.llm_path(a.models_dir)
@@ -96,7 +96,7 @@ def main() -> None:
         retriever = QdrantRetriever(str(a.workdir / ".sage/qdrant"), "demo", a.models_dir)
         agent = SearchAgent(retriever, lm, max_searches=a.max_searches)
         judge = Judge(lm)
-        items = load_qa(REPO / "flows/demo_data/questions.jsonl", "qa")[: a.questions]
+        items = load_qa(REPO / "flows/data/demo/questions.jsonl", "qa")[: a.questions]
         rows = []
         for i, it in enumerate(items):
             for workers in (1, a.attempts):

@@ -31,14 +31,14 @@ sys.path.insert(0, str(REPO))
 
 import dspy  # noqa: E402
 
-from flows.qa_sets import load_qa  # noqa: E402
+from flows.data.qa_sets import load_qa  # noqa: E402
 from modules.agent import SearchAgent  # noqa: E402
+from modules.attempts import run_attempts  # noqa: E402
 from modules.judge import Judge  # noqa: E402
 from modules.lm import LMConfig, build_lm  # noqa: E402
 from modules.local_engine import system_info  # noqa: E402
 from modules.retriever import QdrantRetriever  # noqa: E402
 from modules.signatures import NextStep  # noqa: E402
-from modules.solver import run_attempts  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
 
@@ -149,7 +149,7 @@ def main() -> None:
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [SAGE, "index", str(REPO / "flows/demo_data/corpus.jsonl"), "--collection", "demo"],
+        [SAGE, "index", str(REPO / "flows/data/demo/corpus.jsonl"), "--collection", "demo"],
         cwd=a.workdir, check=True, capture_output=True,
     )  # fmt: skip
     lm = build_lm(LMConfig(model="local", models_dir=a.models_dir, cache=False,
@@ -157,7 +157,7 @@ def main() -> None:
     retriever = QdrantRetriever(str(a.workdir / ".sage/qdrant"), "demo", a.models_dir)
     agent = SearchAgent(retriever, lm, max_searches=a.max_searches)
     judge = Judge(lm)
-    questions = load_qa(REPO / "flows/demo_data/questions.jsonl", "qa")
+    questions = load_qa(REPO / "flows/data/demo/questions.jsonl", "qa")
     t0 = time.time()
     cache = cache_per_step(lm, agent, questions)
     last = cache.pop("last_step_inputs")

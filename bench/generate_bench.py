@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generate.json")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
-    corpus = REPO / "flows" / "demo_data" / "corpus.jsonl"
+    corpus = REPO / "flows" / "data" / "demo" / "corpus.jsonl"
     subprocess.run(
         [SAGE, "index", str(corpus), "--collection", "demo", "--json"],
         cwd=a.workdir,

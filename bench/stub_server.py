@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import threading
 import time
 from collections import Counter
 
-CASE = re.compile(r"\(case (\d+)\)")
+CASE = re.compile(r"\(case ([0-9a-f]+-\d+)\)")
 
 
 class StubServer:
@@ -25,6 +26,7 @@ class StubServer:
         self.calls: Counter[str] = Counter()
         self.cases: dict[str, tuple[str, int]] = {}  # case id -> (answer, searches needed)
         self.queries = 0
+        self.salt = os.urandom(4).hex()  # new questions per server: no LM-cache hits across runs
         self.lock = threading.Lock()
         outer = self
 
@@ -64,7 +66,7 @@ class StubServer:
 
     def _new_case(self, answer: str, hops: int) -> str:
         with self.lock:
-            cid = str(len(self.cases) + 1)
+            cid = f"{self.salt}-{len(self.cases) + 1}"
             self.cases[cid] = (answer, hops)
         return cid
 

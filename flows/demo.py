@@ -7,12 +7,13 @@ from typing import Any
 
 from prefect import flow
 
-from flows.generate import generate_dataset
-from flows.index import index_corpus
+from flows.engine.params import FlowParams, option
+from flows.generate import GenerateParams, generate_dataset
+from flows.index import IndexParams, index_corpus
 from modules import model_store
 from modules.settings import load_settings
 
-DEMO_CORPUS = Path(__file__).resolve().parent / "demo_data" / "corpus.jsonl"
+DEMO_CORPUS = Path(__file__).resolve().parent / "data" / "demo" / "corpus.jsonl"
 DEMO_COLLECTION = "demo"
 REAL_SIZE_HINT = (
     "this was a tiny demo (sized to finish in minutes on a CPU). A real-size run: "
@@ -22,31 +23,27 @@ REAL_SIZE_HINT = (
 )
 
 
-@flow(name="sage-demo", validate_parameters=False)
-def demo(
-    seeds: int = 1,
-    attempts: int = 2,
-    rounds: int = 1,
-    steps: str = "2",
-    max_searches: int = 3,
-    generator_searches: int = 2,
-    run_id: str | None = None,
-    settings_overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+class DemoParams(FlowParams):
+    """What `sage demo` takes: a generation sized to finish in minutes on a CPU."""
+
+    seeds: int = option(1, "Seed documents to process.", ge=1)
+    attempts: int = option(2, "Search-agent attempts K (run at once).", ge=1)
+    rounds: int = option(1, "Feedback rounds R.", ge=0)
+    steps: str = option("2", "Target searches S.")
+    max_searches: int = option(3, "Search-agent budget.", ge=0)
+    generator_searches: int = option(2, "Generator search budget.", ge=0)
+    run_id: str | None = option(None, "Run id (re-use to resume).")
+
+
+@flow(name="sage-demo")
+def demo(params: DemoParams, settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Index the demo corpus (incremental: a re-run embeds nothing) and generate from it."""
-    settings = load_settings(**(settings_overrides or {}))
-    model_store.ensure_models(settings.models_dir)
-    index = index_corpus(str(DEMO_CORPUS), collection=DEMO_COLLECTION, settings=settings)
-    run = generate_dataset(
+    overrides = dict(settings_overrides or {})
+    model_store.ensure_models(load_settings(**overrides).models_dir)
+    index = index_corpus(IndexParams(path=str(DEMO_CORPUS), collection=DEMO_COLLECTION), overrides)
+    gen = GenerateParams(
         collection=DEMO_COLLECTION,
-        seeds=seeds,
-        attempts=attempts,
-        rounds=rounds,
-        steps=steps,
-        run_id=run_id,
-        max_searches=max_searches,
-        generator_searches=generator_searches,
-        attempt_workers=attempts,  # the K attempts run at once, in parallel model slots
-        settings_overrides=settings_overrides,
+        attempt_workers=params.attempts,  # the K attempts run at once, in parallel model slots
+        **params.model_dump(),
     )
-    return {"index": index, **run}
+    return {"index": index, **generate_dataset(gen, overrides)}

@@ -10,59 +10,48 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from flows import futures
-from flows.interrupts import prompt_exit
-from flows.qa_sets import FORMATS, QAItem, load_qa
-from flows.retrying import is_transient
-from flows.run_store import RunStore
-from flows.runtime import open_solver
-from modules.agent import SearchAgent
+from flows.data.qa_sets import QAItem, load_qa
+from flows.engine import futures
+from flows.engine.interrupts import prompt_exit
+from flows.engine.params import FlowParams, argument, option
+from flows.engine.retrying import retried
+from flows.engine.runtime import open_verifier
+from flows.reports.tables import md_table
+from flows.runs.store import RunStore, models_of, new_run_id
+from modules.attempts import Verifier
 from modules.errors import SageError
-from modules.judge import Judge
+from modules.seeding import stable_int
 from modules.settings import Settings, load_settings
-from modules.solver import run_attempts
-
-RESUME_KEYS = ("dataset", "fmt", "collection", "attempts", "max_searches", "offset", "seed")
 
 
-@dataclass
-class EvaluateParams:
-    dataset: str
-    fmt: str = "sage"
-    collection: str = "corpus"
-    attempts: int = 1
-    limit: int | None = None
-    offset: int = 0
-    max_searches: int = 10
-    temperature: float = 0.7
-    seed: int = 0
-    run_id: str | None = None
-    attempt_workers: int = 1
+class EvaluateParams(FlowParams):
+    """What `sage evaluate` takes."""
 
-    def validate(self) -> None:
-        if self.fmt not in FORMATS:
-            raise SageError(f"--format {self.fmt!r}: use one of {', '.join(FORMATS)}")
-        if self.attempts < 1 or self.max_searches < 0 or self.offset < 0:
-            raise SageError("--attempts must be >= 1, --max-searches and --offset >= 0")
-        if self.limit is not None and self.limit < 1:
-            raise SageError("--limit must be >= 1")
+    RESUME_KEYS: ClassVar[tuple[str, ...]] = (
+        "dataset", "fmt", "collection", "attempts", "max_searches", "offset", "seed",
+    )  # fmt: skip
 
-
-@dataclass
-class Solver:
-    agent: SearchAgent
-    judge: Judge
-    params: EvaluateParams
+    dataset: str = argument("QA file, or a sage run directory.")
+    fmt: Literal["sage", "hotpotqa", "musique", "qa"] = option(
+        "sage", "sage | hotpotqa | musique | qa (JSON lines).", flag="--format"
+    )
+    collection: str | None = option(None, "Collection to search [SAGE_COLLECTION].")
+    attempts: int = option(1, "Agent attempts K per question.", ge=1)
+    limit: int | None = option(None, "Evaluate at most N questions.", ge=1)
+    offset: int = option(0, "Skip the first N questions.", ge=0)
+    max_searches: int = option(10, "Search-agent budget.", ge=0)
+    temperature: float = option(0.7, "Agent sampling temperature.", ge=0.0, le=2.0)
+    seed: int = option(0, "Sampling seed.")
+    run_id: str | None = option(None, "Evaluation id; re-use to resume.")
+    attempt_workers: int = option(1, "Attempts run in parallel.", ge=1)
 
 
 def question_record(item: QAItem, attempts: list[Any]) -> dict[str, Any]:
@@ -76,22 +65,16 @@ def question_record(item: QAItem, attempts: list[Any]) -> dict[str, Any]:
 
 
 @task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
     task_run_name="question-{item.id}",
 )
-def solve_question(item: QAItem, solver: Solver, store: RunStore, index: int) -> dict[str, Any]:
+def solve_question(
+    item: QAItem, verifier: Verifier, seed: int, store: RunStore, index: int
+) -> dict[str, Any]:
     """K judged agent attempts at one question, appended durably to the checkpoint log."""
-    p = solver.params
-    base = int(hashlib.sha256(f"{p.seed}:{item.id}".encode()).hexdigest()[:6], 16) * 16
-    attempts = run_attempts(
-        solver.agent, solver.judge, item.question, item.answers, p.attempts, base,
-        p.temperature, p.attempt_workers,
-    )  # fmt: skip
+    attempts = verifier(item.question, item.answers, stable_int(seed, item.id, digits=6) * 16)
     rec = question_record(item, attempts) | {"index": index}
-    store.append_round(rec)
+    store.append_record(rec)
     return rec
 
 
@@ -189,14 +172,6 @@ COLS = ["questions", "accuracy", "avg_at_k", "mean_searches", "mean_searches_cor
         "lm_calls_per_attempt"]  # fmt: skip
 
 
-def md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    return head + "".join(
-        "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |\n"
-        for r in rows
-    )
-
-
 def eval_report(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
     p = manifest["params"]
     return f"""# sage evaluation `{manifest["run_id"]}`
@@ -218,7 +193,7 @@ Judge decisions by method: {metrics["judge_methods"]}
 def finalise_eval(store: RunStore) -> dict[str, Any]:
     """Rebuild every evaluation artifact from the checkpoints (idempotent)."""
     records: dict[str, dict[str, Any]] = {}
-    for r in store.load_rounds():
+    for r in store.load_records():
         records.setdefault(r["qid"], r)
     ordered = sorted(records.values(), key=lambda r: r.get("index", 0))
     df = attempts_frame(ordered)
@@ -230,81 +205,74 @@ def finalise_eval(store: RunStore) -> dict[str, Any]:
     return metrics
 
 
-def _open_solver(params: EvaluateParams, settings: Settings) -> tuple[Solver, str]:
-    agent, judge, version = open_solver(
-        settings, params.collection, params.max_searches, params.attempt_workers, True
-    )
-    return Solver(agent, judge, params), version
+def _open_verifier(params: EvaluateParams, settings: Settings) -> tuple[Verifier, str]:
+    return open_verifier(settings, params.collection, params.max_searches, params.attempts,
+                         params.temperature, params.attempt_workers, force_answer=True)  # fmt: skip
 
 
-@flow(name="evaluate-agent", log_prints=True, validate_parameters=False)
+@flow(name="evaluate-agent", log_prints=True)
 def evaluate_agent(
-    dataset: str,
-    fmt: str = "sage",
-    collection: str = "corpus",
-    attempts: int = 1,
-    limit: int | None = None,
-    offset: int = 0,
-    max_searches: int = 10,
-    temperature: float = 0.7,
-    seed: int = 0,
-    run_id: str | None = None,
-    attempt_workers: int = 1,
-    settings_overrides: dict[str, Any] | None = None,
+    params: EvaluateParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run the search agent K times per question and report accuracy and searches by group."""
-    params = EvaluateParams(
-        dataset=str(Path(dataset).resolve()), fmt=fmt, collection=collection, attempts=attempts,
-        limit=limit, offset=offset, max_searches=max_searches, temperature=temperature,
-        seed=seed, run_id=run_id, attempt_workers=attempt_workers,
-    )  # fmt: skip
-    params.validate()
     settings = load_settings(**(settings_overrides or {}))
-    logger = get_run_logger()
+    params = params.model_copy(update={
+        "dataset": str(Path(params.dataset).resolve()),
+        "collection": params.collection or settings.collection,
+        "run_id": params.run_id or new_run_id("eval-"),
+    })  # fmt: skip
     items = load_qa(params.dataset, params.fmt)
     items = items[params.offset : params.offset + params.limit if params.limit else None]
-    run_id = params.run_id or "eval-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    params.run_id = run_id
-    store = RunStore(settings.runs_dir, run_id)
-    solver, version = _open_solver(params, settings)
+    store = RunStore(settings.runs_dir, params.run_id)
+    verifier, version = _open_verifier(params, settings)
     manifest = {
         "kind": "evaluation",
-        "run_id": run_id,
+        "run_id": params.run_id,
         "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": asdict(params) | {"limit": params.limit},
+        "params": params.record(),
         "settings": settings.public_dict(),
-        "models": {"agent": settings.agent_lm_name, "judge": settings.judge_lm_name},
+        "models": models_of(settings, ("agent", "judge")),
         "collection_version": version,
         "questions": [it.id for it in items],
     }
-    resumed = store.start(manifest, RESUME_KEYS)
-    done = {r["qid"] for r in store.load_rounds()}
-    todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
-    logger.info("evaluation %s: %d questions, %d already done", run_id, len(items), len(done))
+    resumed = store.start(manifest, params.RESUME_KEYS)
     t0 = time.perf_counter()
-    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; answered questions are kept
-        for i, it in todo:  # one question at a time: the agent's LM is the bottleneck
-            try:
-                futures.result(solve_question.submit(it, solver, store, i))
-            except Exception as exc:  # a question that keeps failing is logged, not fatal
-                logger.error("question %s failed: %s", it.id, exc)
+    solve_all(items, verifier, params.seed, store)
     metrics = finalise_eval(store)
-    key = "sage-eval-" + hashlib.sha1(run_id.encode()).hexdigest()[:10]
-    create_table_artifact(
-        table=[{"group": "all", **metrics["overall"]}, *metrics["by_group"]],
-        key=key,
-        description=f"agent evaluation {run_id} on {Path(params.dataset).name}",
-    )
-    create_markdown_artifact(
-        markdown=(store.path / "eval_report.md").read_text(), key=f"{key}-report"
-    )
+    _publish(metrics, store, params)
     return {
-        "run_id": run_id,
+        "run_id": params.run_id,
         "run_dir": str(store.path.resolve()),
         "resumed": resumed,
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "metrics": metrics,
     }
+
+
+def solve_all(items: list[QAItem], verifier: Verifier, seed: int, store: RunStore) -> None:
+    """Every question not answered yet, one at a time (the agent's LM is the bottleneck)."""
+    done = {r["qid"] for r in store.iter_records()}
+    todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
+    logger = get_run_logger()
+    logger.info("evaluation %s: %d questions, %d already done", store.run_id, len(items), len(done))
+    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; answered questions are kept
+        for i, it in todo:
+            try:
+                futures.result(solve_question.submit(it, verifier, seed, store, i))
+            except Exception as exc:  # a question that keeps failing is logged, not fatal
+                logger.error("question %s failed: %s", it.id, exc)
+
+
+def _publish(metrics: dict[str, Any], store: RunStore, params: EvaluateParams) -> None:
+    key = "sage-eval-" + hashlib.sha1(store.run_id.encode()).hexdigest()[:10]
+    create_table_artifact(
+        table=[{"group": "all", **metrics["overall"]}, *metrics["by_group"]],
+        key=key,
+        description=f"agent evaluation {store.run_id} on {Path(params.dataset).name}",
+    )
+    create_markdown_artifact(
+        markdown=(store.path / "eval_report.md").read_text(), key=f"{key}-report"
+    )
 
 
 def compare_evaluations(run_dirs: list[Path]) -> str:

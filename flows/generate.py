@@ -8,9 +8,9 @@ import importlib.metadata as md
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -19,72 +19,80 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
+from pydantic import field_validator, model_validator
 
-from flows import dataset as ds
-from flows import futures
-from flows.interrupts import prompt_exit
-from flows.progress import round_line, say
-from flows.retrying import is_transient
-from flows.run_store import RunStore
-from flows.runtime import Runtime, register_runtime, runtime_for
-from flows.seeds import parse_answer_types, parse_steps, plan_seeds
+from flows.engine import futures
+from flows.engine.interrupts import prompt_exit
+from flows.engine.params import FlowParams, hidden, option
+from flows.engine.progress import round_line, say
+from flows.engine.retrying import retried
+from flows.engine.runtime import Runtime, register_runtime, runtime_for
+from flows.runs import finalise as ds
+from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
+from flows.runs.store import RunStore, models_of, new_run_id, rounds_in_order
 from modules.errors import SageError
 from modules.settings import Settings, load_settings
-from modules.signatures import ANSWER_SOURCES
-
-RESUME_KEYS = (
-    "collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds",
-    "answer_types", "answer_source", "relaxed_final_round", "corpus",
-)  # fmt: skip
 
 
-@dataclass
-class GenerateParams:
+class GenerateParams(FlowParams):
     """Everything `sage generate` takes (recorded in the manifest; resumes must match)."""
 
-    collection: str = "corpus"
-    n: int | None = None  # accepted items wanted
-    seeds: int | None = None  # or: exactly this many seeds
-    steps: str = "2-4"
-    rounds: int = 2
-    attempts: int = 4
-    strategy: str = "feedback"
-    seed: int = 0
-    run_id: str | None = None
-    concurrency: int = 1
-    attempt_workers: int = 1
-    budget_tokens: int | None = None
-    keep_unverified: bool = False
-    max_searches: int = 10
-    generator_searches: int = 20
-    program: str | None = None
-    prefer_docs: list[str] | None = None  # seed these documents first (e.g. new ones)
-    answer_types: str = "entity,date,number"  # drawn per seed; weights as 'entity:2,date:1'
-    answer_source: str = "seed"  # seed: the answer is in the seed document; any: any passage
-    relaxed_final_round: bool = False  # the SAGE code's last round: keep too-easy solved items
-    corpus: str | None = None  # seed documents for a Search-R1 retriever (its wiki-18 JSONL)
+    RESUME_KEYS: ClassVar[tuple[str, ...]] = (
+        "collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds",
+        "answer_types", "answer_source", "relaxed_final_round", "corpus",
+    )  # fmt: skip
+
+    collection: str | None = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
+    n: int | None = option(None, "Accepted items wanted.", flag="--n", ge=1)
+    seeds: int | None = option(None, "Or: process exactly this many seeds.", ge=1)
+    steps: str = option("2-4", "Target searches S: N, LO-HI or S:COUNT,...")
+    rounds: int = option(2, "Feedback rounds R after round 0.", ge=0)
+    attempts: int = option(4, "Search-agent attempts K per round.", ge=1)
+    strategy: Literal["feedback", "resample"] = option("feedback", "feedback | resample.")
+    seed: int = option(0, "Random seed for the seed plan.")
+    run_id: str | None = option(None, "Run id; re-use it to resume.")
+    concurrency: int = option(1, "Seeds processed at once.", ge=1)
+    attempt_workers: int = option(1, "K attempts run at once (a served LLM, slots).", ge=1)
+    budget_tokens: int | None = option(None, "Stop cleanly after this many tokens.", ge=1)
+    keep_unverified: bool = option(False, "Keep never-verified pairs (never exported).")
+    max_searches: int = option(10, "Search-agent budget.", ge=0)
+    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    program: str | None = option(None, "Optimized program file to load.")
+    answer_types: str = option(
+        "entity,date,number", "Answer types drawn per seed: entity,date,number or entity:2,date:1."
+    )
+    answer_source: Literal["seed", "any"] = option(
+        "seed", "seed: the answer is stated in the seed document; any: in any passage found."
+    )
+    relaxed_final_round: bool = option(
+        False, "Also keep last-round items solved in < S searches (>= 2), marked relaxed."
+    )
+    corpus: str | None = option(
+        None, "With a Search-R1 retriever: its corpus JSONL, to draw seeds from."
+    )
+    prefer_docs: list[str] | None = hidden(None)  # seed these documents first (new ones)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: str) -> str:
+        parse_steps(v)
+        return v
+
+    @field_validator("answer_types")
+    @classmethod
+    def _answer_types(cls, v: str) -> str:
+        parse_answer_types(v)
+        return v
+
+    @model_validator(mode="after")
+    def _n_or_seeds(self) -> GenerateParams:
+        if (self.n is None) == (self.seeds is None):
+            raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
+        return self
 
     def planned_seeds(self) -> int:
         """How many seeds the plan holds: --seeds, or enough to find --n accepted items."""
         return self.seeds or max(4 * (self.n or 0), (self.n or 0) + 8)
-
-    def validate(self) -> None:
-        if self.strategy not in ("feedback", "resample"):
-            raise SageError(f"--strategy {self.strategy!r}: use feedback or resample")
-        if self.attempts < 1 or self.rounds < 0:
-            raise SageError("--attempts must be >= 1 and --rounds >= 0")
-        if self.concurrency < 1 or self.attempt_workers < 1:
-            raise SageError("--concurrency and --attempt-workers must be >= 1")
-        if (self.n is None) == (self.seeds is None):
-            raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
-        if (self.n or 1) < 1 or (self.seeds or 1) < 1:
-            raise SageError("--n/--seeds must be >= 1")
-        parse_steps(self.steps)
-        parse_answer_types(self.answer_types)
-        if self.answer_source not in ANSWER_SOURCES:
-            raise SageError(f"--answer-source {self.answer_source!r}: use seed or any")
 
 
 def _git_commit() -> str | None:
@@ -112,28 +120,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
 def build_manifest(
     params: GenerateParams,
     settings: Settings,
-    run_id: str,
     plan: list[dict],
     collection_version: str | None,
     program_hash: str,
 ) -> dict[str, Any]:
     return {
-        "run_id": run_id,
+        "run_id": params.run_id,
         "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": asdict(params) | {"run_id": run_id},
+        "params": params.record(),
         "settings": settings.public_dict(),
-        "models": {
-            "generator": settings.lm,
-            "agent": settings.agent_lm_name,
-            "judge": settings.judge_lm_name,
-        },
+        "models": models_of(settings),
         "collection_version": collection_version,
         "program_hash": program_hash,
         "packages": _versions(),
@@ -155,18 +154,18 @@ class Ledger:
         self.limit = limit
         self.done: dict[str, list[dict[str, Any]]] = {}
         self.spent = 0
-        self.add(store.iter_rounds())
+        self.add(store.iter_records())
 
     def rounds(self, seed_id: str) -> list[dict[str, Any]]:
         return list(self.done.get(seed_id, []))
 
     def add(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
-            rounds = self.done.setdefault(rec["seed_id"], [])
-            if all(int(r["round"]) != int(rec["round"]) for r in rounds):  # first one wins
-                rounds.append(ds.summary_of(rec))
-                rounds.sort(key=lambda r: int(r["round"]))
+            rounds = self.done.get(rec["seed_id"], [])
+            merged = rounds_in_order([*rounds, ds.summary_of(rec)])
+            if len(merged) > len(rounds):  # a new round, not a re-appended one
                 self.spent += int(rec.get("tokens") or 0)
+            self.done[rec["seed_id"]] = merged
 
     def reload(self, seed_id: str) -> None:
         """Take a seed's rounds from the checkpoint log (after its task failed)."""
@@ -193,26 +192,21 @@ class SeedJob:
 
 
 @task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
     task_run_name="seed-{seed[seed_id]}",
 )
 def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[str, Any]]:
     """Run (or, with ``resume``, finish) one seed's SAGE rounds, checkpointing every round
     as it ends; returns the new rounds."""
-    from prefect.runtime import task_run
-
     store = RunStore(Path(job.runs_dir), job.run_id)
     sid = seed["seed_id"]
-    # a resumed seed, or a retry (maybe in another process): continue after its saved rounds
-    done = store.seed_rounds(sid) if resume or (task_run.run_count or 1) > 1 else []
+    # a resumed seed, a retry or a rerun (maybe in another process): continue after its rounds
+    done = store.seed_rounds(sid) if resume or not store.first_start(sid) else []
     new: list[dict[str, Any]] = []
 
     def on_round(record: dict[str, Any]) -> None:
         rec = {"seed_id": sid, "run_id": job.run_id, **record}
-        store.append_round(rec)  # durable first
+        store.append_record(rec)  # durable first
         new.append(rec)
         say(round_line(rec))
 
@@ -220,101 +214,87 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
     return new
 
 
-@flow(name="generate-dataset", log_prints=True, validate_parameters=False)
+@flow(name="generate-dataset", log_prints=True)
 def generate_dataset(
-    collection: str = "corpus",
-    n: int | None = None,
-    seeds: int | None = None,
-    steps: str = "2-4",
-    rounds: int = 2,
-    attempts: int = 4,
-    strategy: str = "feedback",
-    seed: int = 0,
-    run_id: str | None = None,
-    concurrency: int = 1,
-    attempt_workers: int = 1,
-    budget_tokens: int | None = None,
-    keep_unverified: bool = False,
-    max_searches: int = 10,
-    generator_searches: int = 20,
-    program: str | None = None,
-    prefer_docs: list[str] | None = None,
-    answer_types: str = "entity,date,number",
-    answer_source: str = "seed",
-    relaxed_final_round: bool = False,
-    corpus: str | None = None,
-    settings_overrides: dict[str, Any] | None = None,
+    params: GenerateParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """SAGE generation with per-round checkpoints; re-running a run id resumes it.
 
     Settings come from SAGE_* / sage.toml, with ``settings_overrides`` (e.g. lm, qdrant) on top.
     """
-    params = GenerateParams(
-        collection=collection,
-        n=n,
-        seeds=seeds,
-        steps=steps,
-        rounds=rounds,
-        attempts=attempts,
-        strategy=strategy,
-        seed=seed,
-        run_id=run_id,
-        concurrency=concurrency,
-        attempt_workers=attempt_workers,
-        budget_tokens=budget_tokens,
-        keep_unverified=keep_unverified,
-        max_searches=max_searches,
-        generator_searches=generator_searches,
-        program=program,
-        prefer_docs=prefer_docs,
-        answer_types=answer_types,
-        answer_source=answer_source,
-        relaxed_final_round=relaxed_final_round,
-        corpus=corpus,
-    )
     settings = load_settings(**(settings_overrides or {}))
-    logger = get_run_logger()
-    params.validate()
+    check_retriever(params, settings)
+    params = params.model_copy(
+        update={"run_id": params.run_id or new_run_id(),
+                "collection": params.collection or settings.collection}
+    )  # fmt: skip
+    store = RunStore(settings.runs_dir, params.run_id)
+    runtime = Runtime.open(params, settings)
+    job = SeedJob(str(settings.runs_dir), params.run_id, params.record(),
+                  dict(settings_overrides or {}), runtime.collection_version)  # fmt: skip
+    register_runtime(job, runtime)  # threads of this process use it; other processes open theirs
+    plan, resumed = start_run(store, params, settings, runtime)
+    ledger = Ledger(store, params.budget_tokens)
+    say(
+        f"run {params.run_id}: {len(plan)} seeds planned, {len(ledger.done)} with checkpoints"
+        f"{' (resumed)' if resumed else ''}; K={params.attempts} attempts, "
+        f"up to {params.rounds} revision round(s) per seed"
+    )
+    t0 = time.perf_counter()
+    stop_reason = run_seeds(plan, params, runtime, job, ledger)
+    summary = ds.finalise(store, plan, params) | {
+        "run_id": params.run_id,
+        "run_dir": str(store.path.resolve()),
+        "resumed": resumed,
+        "stop_reason": stop_reason,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }
+    _publish_artifacts(summary, store)
+    return summary
+
+
+def check_retriever(params: GenerateParams, settings: Settings) -> None:
+    """A Search-R1 retriever needs a corpus file for seeds; the Qdrant index has its own."""
     if bool(settings.searchr1_url) != bool(params.corpus):
         raise SageError(
             "a Search-R1 retriever needs --corpus (its JSONL, for seed documents)"
             if settings.searchr1_url
             else "--corpus is for a Search-R1 retriever (setting retriever = URL)"
         )
-    run_id = params.run_id or _new_run_id()
-    params.run_id = run_id
-    store = RunStore(settings.runs_dir, run_id)
-    runtime = Runtime.open(params, settings)
-    job = SeedJob(str(settings.runs_dir), run_id, asdict(params),
-                  dict(settings_overrides or {}), runtime.collection_version)  # fmt: skip
-    register_runtime(job, runtime)  # threads of this process use it; other processes open theirs
-    steps = parse_steps(params.steps)
+
+
+def start_run(
+    store: RunStore, params: GenerateParams, settings: Settings, runtime: Runtime
+) -> tuple[list[dict[str, Any]], bool]:
+    """Plan the seeds and write the manifest, or resume: (the run's plan, resumed?)."""
     plan = plan_seeds(
-        runtime.doc_ids(), steps, params.planned_seeds(), params.seed, params.prefer_docs,
-        parse_answer_types(params.answer_types),
+        runtime.doc_ids(), parse_steps(params.steps), params.planned_seeds(), params.seed,
+        params.prefer_docs, parse_answer_types(params.answer_types),
     )  # fmt: skip
     manifest = build_manifest(
-        params, settings, run_id, plan, runtime.collection_version, runtime.program_hash
+        params, settings, plan, runtime.collection_version, runtime.program_hash
     )
-    resumed = store.start(manifest, RESUME_KEYS)
-    plan = store.read_manifest()["seeds"]
-    ledger = Ledger(store, params.budget_tokens)
-    say(
-        f"run {run_id}: {len(plan)} seeds planned, {len(ledger.done)} with checkpoints"
-        f"{' (resumed)' if resumed else ''}; K={params.attempts} attempts, "
-        f"up to {params.rounds} revision round(s) per seed"
-    )
-    progress = create_progress_artifact(progress=0.0, description=f"sage run {run_id}")
-    t0 = time.perf_counter()
-    limit = max(1, params.concurrency)
+    resumed = store.start(manifest, params.RESUME_KEYS)
+    return store.read_manifest()["seeds"], resumed
+
+
+def run_seeds(
+    plan: list[dict[str, Any]],
+    params: GenerateParams,
+    runtime: Runtime,
+    job: SeedJob,
+    ledger: Ledger,
+) -> str:
+    """Keep ``concurrency`` unfinished seeds in flight (a sliding window) until the plan, the
+    wanted items or the token budget runs out; returns why it stopped."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(progress=0.0, description=f"sage run {job.run_id}")
     pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
-    finished = len(plan) - len(pending)
-    stop_reason = "plan exhausted"
+    finished, stop_reason = len(plan) - len(pending), "plan exhausted"
     inflight: dict[Any, dict[str, Any]] = {}
     with prompt_exit():  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
         while pending or inflight:
-            # keep `concurrency` seeds in flight; stop submitting once the goal is met
-            while pending and len(inflight) < limit:
+            while pending and len(inflight) < params.concurrency:
                 if params.n is not None and ledger.accepted() >= params.n:
                     stop_reason, pending = f"{params.n} accepted items reached", []
                 elif ledger.exhausted:
@@ -335,17 +315,8 @@ def generate_dataset(
                 ledger.reload(s["seed_id"])  # the rounds it did finish
             finished += 1
             update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
-    summary = ds.finalise(store, plan, params)
-    summary |= {
-        "run_id": run_id,
-        "run_dir": str(store.path.resolve()),
-        "resumed": resumed,
-        "stop_reason": stop_reason,
-        "wall_seconds": round(time.perf_counter() - t0, 2),
-    }
     update_progress_artifact(progress, progress=100.0)
-    _publish_artifacts(summary, store)
-    return summary
+    return stop_reason
 
 
 def _publish_artifacts(summary: dict[str, Any], store: RunStore) -> None:

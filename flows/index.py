@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import model_validator
 
+from flows.engine.params import FlowParams, argument, hidden, option
 from modules import corpus as corpus_mod
 from modules import embeddings, store
 from modules.errors import SageError
@@ -104,108 +106,144 @@ def _rejects_path(settings: Settings, collection: str) -> Path:
     return settings.data_dir.resolve() / "rejects" / f"{collection}-{stamp}.jsonl"
 
 
-@flow(name="index_corpus", validate_parameters=False)
+class IndexParams(FlowParams):
+    """What `sage index` takes."""
+
+    path: str = argument("JSONL, Parquet or CSV file, or a directory of .txt/.md files.")
+    collection: str | None = option(None, "Collection name [SAGE_COLLECTION].")
+    id_field: str | None = option(None, "Column holding the document id.")
+    title_field: str | None = option(None, "Column holding the title.")
+    text_field: str | None = option(None, "Column holding the text.")
+    on_error: Literal["fail", "skip"] = option(
+        "fail", "Bad records: fail (stop at the first) or skip (index the rest, rejects file)."
+    )
+    chunk_words: int = option(200, "Words per passage.", ge=8)
+    overlap_words: int = option(40, "Words shared by neighbouring passages.", ge=0)
+    keep_versions: int = option(2, "Versions kept per collection.", ge=1)
+    batch_size: int = hidden(256, ge=1)
+    max_doc_chars: int | None = hidden(None, ge=1)  # default: the max_doc_chars setting
+
+    @model_validator(mode="after")
+    def _overlap(self) -> IndexParams:
+        if self.overlap_words >= self.chunk_words:
+            raise SageError("--overlap-words must be smaller than --chunk-words")
+        return self
+
+
+@flow(name="index_corpus")
 def index_corpus(
-    path: str,
-    collection: str | None = None,
-    id_field: str | None = None,
-    title_field: str | None = None,
-    text_field: str | None = None,
-    on_error: str = "fail",
-    chunk_words: int = 200,
-    overlap_words: int = 40,
-    keep_versions: int = 2,
-    batch_size: int = 256,
-    max_doc_chars: int | None = None,
-    settings: Settings | None = None,
+    params: IndexParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Index a corpus into ``collection`` (alias) and return a summary dict."""
+    """Index a corpus into ``collection`` and return a summary dict."""
     t0 = time.perf_counter()
-    log = get_run_logger()
-    settings = settings or load_settings()
-    name = collection or settings.collection
+    settings = load_settings(**(settings_overrides or {}))
+    name = params.collection or settings.collection
     if "@" in name or "/" in name:
         raise SageError(f"collection name {name!r} may not contain '@' or '/'")
-    if on_error not in ("skip", "fail"):
-        raise SageError(f"--on-error must be skip or fail, not {on_error!r}")
-    location, models_dir = settings.qdrant_location, str(settings.models_dir)
-    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-
-    fields = corpus_mod.FieldMap(id_field, title_field, text_field)
-    read = read_task(path, fields, on_error, max_doc_chars or settings.max_doc_chars)
-    rejects_file = None
-    if read.rejects or read.skipped_files:
-        rejects_file = str(
-            corpus_mod.write_rejects(
-                read.rejects, _rejects_path(settings, name), read.skipped_files
-            )
-        )
-        log.warning(
-            "%d rejected records and %d skipped files written to %s",
-            len(read.rejects), len(read.skipped_files), rejects_file,
-        )  # fmt: skip
-    passages = list(corpus_mod.iter_passages(read.documents, chunk_words, overlap_words))
+    read, rejects_file = _read(params, settings, name)
+    passages = list(
+        corpus_mod.iter_passages(read.documents, params.chunk_words, params.overlap_words)
+    )
     if not passages:
-        raise SageError(f"{path}: no valid documents to index ({len(read.rejects)} rejected)")
+        raise SageError(
+            f"{params.path}: no valid documents to index ({len(read.rejects)} rejected)"
+        )
     unique = {p.point_id: p for p in passages}
-    chash = corpus_mod.corpus_hash([p.hash for p in unique.values()], SCHEMA_SALT)
-    version = store.version_name(name, chash)
-
-    vs = store.open_store(location, key)
-    if vs.has_plain(name):
-        raise SageError(f"a plain collection named {name!r} exists; choose another --collection")
-    current = vs.alias_target(name)
-    embedded = copied = deleted = 0
-    changed_docs: list[str] = []  # documents with a new or changed passage in this build
-    artifact = create_progress_artifact(0.0, key=_artifact_key(name), description=version)
-    if vs.is_complete(version):
-        log.info("%s is already built; nothing to embed", version)
-        copied = len(unique)
-    else:
-        old = existing_ids_task(location, key, current) if current else set()
-        reuse = [pid for pid in unique if pid in old]
-        todo = [p for pid, p in unique.items() if pid not in old]
-        changed_docs = sorted({p.doc_id for p in todo}) if current else []
-        deleted = len(old - unique.keys())
-        meta = {"corpus_hash": chash, "passages": len(unique), "source": str(path),
-                "chunk_words": chunk_words, "overlap_words": overlap_words}  # fmt: skip
-        vs.create_version(version, meta)
-        total = len(unique)
-        for ids in _batches(reuse, 1024):
-            copied += copy_task(location, key, current, version, ids)
-            _notify("copy", copied + embedded, total)
-            update_progress_artifact(artifact, 100.0 * (copied + embedded) / total)
-        for batch in _batches(todo, batch_size):
-            embedded += embed_task(location, key, models_dir, version, batch)
-            _notify("embed", copied + embedded, total)
-            update_progress_artifact(artifact, 100.0 * (copied + embedded) / total)
-        stored = vs.count(version)
-        if stored != total:
-            raise SageError(f"{version}: {stored} points stored, expected {total}; re-run")
-        _notify("index", total, total)
-        vs.mark_complete(version)  # embedded: flush, HNSW index where large enough, read-only
-    if current != version:
-        vs.swap_alias(name, version)
-    pruned = store.prune_versions(vs, name, keep_versions)
-    update_progress_artifact(artifact, 100.0)
+    build = Build(params, settings, name, unique)
+    result = build.run()
     seconds = time.perf_counter() - t0
     summary = {
         "collection": name,
-        "version": version,
-        "previous": current,
+        **result,
         "documents": len(read.documents),
         "passages": len(unique),
-        "embedded": embedded,
-        "reused": copied,
-        "deleted": deleted,
-        "changed_docs": changed_docs,
         "duplicates": read.duplicates + (len(passages) - len(unique)),
         "rejects": len(read.rejects),
         "skipped_files": len(read.skipped_files),
         "rejects_file": rejects_file,
-        "pruned": pruned,
         "seconds": round(seconds, 2),
         "passages_per_s": round(len(unique) / seconds, 1) if seconds else None,
     }
-    log.info("indexed %s", summary)
+    get_run_logger().info("indexed %s", summary)
     return summary
+
+
+def _read(
+    params: IndexParams, settings: Settings, name: str
+) -> tuple[corpus_mod.CorpusRead, str | None]:
+    """The corpus's valid documents, and the rejects file listing the rest (if any)."""
+    fields = corpus_mod.FieldMap(params.id_field, params.title_field, params.text_field)
+    max_chars = params.max_doc_chars or settings.max_doc_chars
+    read = read_task(params.path, fields, params.on_error, max_chars)
+    if not (read.rejects or read.skipped_files):
+        return read, None
+    path = corpus_mod.write_rejects(read.rejects, _rejects_path(settings, name), read.skipped_files)
+    get_run_logger().warning(
+        "%d rejected records and %d skipped files written to %s",
+        len(read.rejects), len(read.skipped_files), path,
+    )  # fmt: skip
+    return read, str(path)
+
+
+class Build:
+    """One build of ``name``: the version for these passages, made (copying unchanged
+    passages' vectors from the current version, embedding the rest) unless it exists,
+    then made current, and old versions pruned."""
+
+    def __init__(self, params: IndexParams, settings: Settings, name: str, unique: dict):
+        self.params, self.name, self.unique = params, name, unique
+        self.location, self.models_dir = settings.qdrant_location, str(settings.models_dir)
+        qkey = settings.qdrant_api_key
+        self.key = qkey.get_secret_value() if qkey else None
+        chash = corpus_mod.corpus_hash([p.hash for p in unique.values()], SCHEMA_SALT)
+        self.chash, self.version = chash, store.version_name(name, chash)
+        self.vs = store.open_store(self.location, self.key)
+
+    def run(self) -> dict[str, Any]:
+        vs, name, version = self.vs, self.name, self.version
+        if vs.has_plain(name):
+            raise SageError(
+                f"a plain collection named {name!r} exists; choose another --collection"
+            )
+        current = vs.alias_target(name)
+        artifact = create_progress_artifact(0.0, key=_artifact_key(name), description=version)
+        if vs.is_complete(version):
+            get_run_logger().info("%s is already built; nothing to embed", version)
+            counts = {"embedded": 0, "reused": len(self.unique), "deleted": 0, "changed_docs": []}
+        else:
+            counts = self.build(current, artifact)
+        if current != version:
+            vs.swap_alias(name, version)
+        pruned = store.prune_versions(vs, name, self.params.keep_versions)
+        update_progress_artifact(artifact, 100.0)
+        return {"version": version, "previous": current, **counts, "pruned": pruned}
+
+    def build(self, current: str | None, artifact: Any) -> dict[str, Any]:
+        old = existing_ids_task(self.location, self.key, current) if current else set()
+        reuse = [pid for pid in self.unique if pid in old]
+        todo = [p for pid, p in self.unique.items() if pid not in old]
+        p = self.params
+        meta = {"corpus_hash": self.chash, "passages": len(self.unique), "source": str(p.path),
+                "chunk_words": p.chunk_words, "overlap_words": p.overlap_words}  # fmt: skip
+        self.vs.create_version(self.version, meta)
+        total, done = len(self.unique), 0
+        steps = [("copy", ids) for ids in _batches(reuse, 1024)]
+        steps += [("embed", batch) for batch in _batches(todo, p.batch_size)]
+        for phase, chunk in steps:
+            if phase == "copy":
+                done += copy_task(self.location, self.key, current, self.version, chunk)
+            else:
+                done += embed_task(self.location, self.key, self.models_dir, self.version, chunk)
+            _notify(phase, done, total)
+            update_progress_artifact(artifact, 100.0 * done / total)
+        stored = self.vs.count(self.version)
+        if stored != total:
+            raise SageError(f"{self.version}: {stored} points stored, expected {total}; re-run")
+        _notify("index", total, total)
+        self.vs.mark_complete(self.version)  # embedded: flush, HNSW where large, read-only
+        return {
+            "embedded": len(todo),
+            "reused": len(reuse),
+            "deleted": len(old - self.unique.keys()),
+            "changed_docs": sorted({q.doc_id for q in todo}) if current else [],
+        }

@@ -11,27 +11,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dspy
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
+from pydantic import model_validator
 
-import flows.runtime as runtime
-from flows.optimize_data import collect_examples, open_runs, qa_examples, runs_collection, split
-from flows.qa_sets import FORMATS as QA_FORMATS
-from flows.retrying import is_transient
+import flows.engine.runtime as runtime
+from flows.data.optimize_data import (
+    collect_examples,
+    open_runs,
+    qa_examples,
+    runs_collection,
+    split,
+)
+from flows.data.qa_sets import FORMATS as QA_FORMATS
+from flows.engine.params import FlowParams, option
+from flows.engine.retrying import retried
+from flows.runs.store import models_of, new_run_id
+from modules.attempts import Verifier
 from modules.errors import SageError
-from modules.lm import lm_config
 from modules.optimization import (
     MODULES,
     OPTIMIZERS,
     Metric,
     Task,
-    Verifier,
     build_task,
     compile_task,
     score_task,
@@ -39,36 +44,34 @@ from modules.optimization import (
 from modules.program_file import meta_path, save_program
 from modules.settings import Settings, load_settings
 
-RETRY = dict(
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
+RETRY = retried(attempts=2)
 
 
-@dataclass
-class OptimizeParams:
+class OptimizeParams(FlowParams):
     """Everything `sage optimize` takes (recorded in the program's meta file)."""
 
-    module: str
-    runs: list[str] = field(default_factory=list)
-    qa: list[str] = field(default_factory=list)  # QA sets (agent only), e.g. HotpotQA dev
-    qa_format: str = "qa"
-    optimizer: str = "bootstrap"
-    dev_frac: float = 0.3
-    seed: int = 0
-    max_train: int | None = None
-    max_dev: int | None = None
-    collection: str | None = None
-    out_dir: str = "programs"
-    attempts: int = 1  # K agent attempts verifying a generated/revised pair
-    max_searches: int = 10
-    generator_searches: int = 20
-    max_demos: int = 2
-    trials: int = 4
+    module: str = option(..., "agent | generator | reviser.")
+    runs: list[str] = option([], "A previous run directory (repeatable).")
+    qa: list[str] = option(
+        [], "A QA set to train and score the agent on (repeatable); needs --collection "
+        "when no --runs.",
+    )  # fmt: skip
+    qa_format: str = option("qa", "Format of --qa: sage | hotpotqa | musique | qa.")
+    optimizer: str = option("bootstrap", "bootstrap | mipro | gepa.")
+    dev_frac: float = option(0.3, "Held-out dev fraction.", gt=0.0, lt=1.0)
+    seed: int = option(0, "Split and optimizer seed.")
+    max_train: int | None = option(None, "At most N train examples.", ge=1)
+    max_dev: int | None = option(None, "At most N dev examples.", ge=1)
+    collection: str | None = option(None, "Collection to search (default: the runs').")
+    out_dir: str = option("programs", "Where program files go.")
+    attempts: int = option(1, "Agent attempts K verifying a pair.", ge=1)
+    max_searches: int = option(10, "Search-agent budget.", ge=0)
+    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    max_demos: int = option(2, "Bootstrapped demos per predictor.", ge=0)
+    trials: int = option(4, "MIPROv2 trials / GEPA iterations.", ge=1)
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> OptimizeParams:
         if self.module not in MODULES:
             raise SageError(f"--module {self.module!r}: use one of {', '.join(MODULES)}")
         if self.optimizer not in OPTIMIZERS:
@@ -81,14 +84,7 @@ class OptimizeParams:
             raise SageError(f"--qa-format {self.qa_format!r}: use one of {', '.join(QA_FORMATS)}")
         if self.qa and not self.runs and not self.collection:
             raise SageError("--qa without --runs needs --collection (the corpus to search)")
-        if not 0.0 < self.dev_frac < 1.0:
-            raise SageError("--dev-frac must be between 0 and 1 (exclusive)")
-        if any((v is not None and v < 1) for v in (self.max_train, self.max_dev)):
-            raise SageError("--max-train and --max-dev must be >= 1")
-        if self.attempts < 1 or self.trials < 1 or self.max_demos < 0:
-            raise SageError("--attempts and --trials must be >= 1, --max-demos >= 0")
-        if self.max_searches < 0 or self.generator_searches < 0:
-            raise SageError("--max-searches and --generator-searches must be >= 0")
+        return self
 
 
 @task(**RETRY, task_run_name="score-dev-{label}")
@@ -115,7 +111,7 @@ def compile_program(
 
 
 def _program_path(out_dir: Path, module: str) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = new_run_id()
     path, i = out_dir / f"{module}-{stamp}.json", 1
     while path.exists() or meta_path(path).exists():
         path, i = out_dir / f"{module}-{stamp}-{i}.json", i + 1
@@ -130,46 +126,24 @@ def _open(
     params: OptimizeParams, settings: Settings, collection: str
 ) -> tuple[Task, Verifier, Any, str]:
     """The task to optimize, its verifier, the prompt LM and the collection version."""
-    agent, judge, version = runtime.open_solver(settings, collection, params.max_searches)
-    prompt_lm = runtime.build_lm(lm_config(settings, "generator"))
+    verifier, version = runtime.open_verifier(
+        settings, collection, params.max_searches, params.attempts
+    )
+    agent = verifier.agent
+    prompt_lm = runtime.role_lm(settings, "generator")
     lms = {"generator": prompt_lm, "agent": agent.lm}
     opt = build_task(
         params.module, agent.retriever, lms, params.max_searches, params.generator_searches
     )
-    return opt, Verifier(agent, judge, attempts=params.attempts), prompt_lm, version
+    return opt, verifier, prompt_lm, version
 
 
-@flow(name="optimize-module", log_prints=True, validate_parameters=False)
+@flow(name="optimize-module", log_prints=True)
 def optimize_module(
-    module: str,
-    runs: list[str] | None = None,
-    qa: list[str] | None = None,
-    qa_format: str = "qa",
-    optimizer: str = "bootstrap",
-    dev_frac: float = 0.3,
-    seed: int = 0,
-    max_train: int | None = None,
-    max_dev: int | None = None,
-    collection: str | None = None,
-    out_dir: str = "programs",
-    attempts: int = 1,
-    max_searches: int = 10,
-    generator_searches: int = 20,
-    max_demos: int = 2,
-    trials: int = 4,
-    settings_overrides: dict[str, Any] | None = None,
+    params: OptimizeParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Optimize one SAGE sub-module; write the program file and its meta; before/after scores."""
-    params = OptimizeParams(
-        module=module, runs=[str(r) for r in runs or []], qa=[str(q) for q in qa or []],
-        qa_format=qa_format, optimizer=optimizer, dev_frac=dev_frac,
-        seed=seed, max_train=max_train, max_dev=max_dev, collection=collection,
-        out_dir=out_dir, attempts=attempts, max_searches=max_searches,
-        generator_searches=generator_searches, max_demos=max_demos, trials=trials,
-    )  # fmt: skip
-    params.validate()
     settings = load_settings(**(settings_overrides or {}))
-    logger = get_run_logger()
     stores = open_runs(params.runs) if params.runs else []
     coll = params.collection or runs_collection(stores)
     examples = collect_examples(params.module, stores) + qa_examples(params.qa, params.qa_format)
@@ -178,7 +152,7 @@ def optimize_module(
         examples, params.dev_frac, params.seed, params.max_train, params.max_dev,
         what[params.module],
     )  # fmt: skip
-    logger.info(
+    get_run_logger().info(
         "optimizing the %s with %s: %d train / %d dev examples from %d run(s), %d QA set(s)",
         params.module, params.optimizer, len(train), len(dev), len(stores), len(params.qa),
     )  # fmt: skip
@@ -207,21 +181,13 @@ def optimize_module(
         "qa": params.qa,
         "collection": coll,
         "collection_version": version,
-        "models": {
-            "generator": settings.lm,
-            "agent": settings.agent_lm_name,
-            "judge": settings.judge_lm_name,
-        },
-        "params": asdict(params),
+        "models": models_of(settings),
+        "params": params.record(),
         "train_ids": [ex.id for ex in train],
         "dev": [
             {"id": ex.id, "before": b, "after": a}
             for ex, b, a in zip(dev, before, after, strict=True)
-        ],
+        ],  # fmt: skip
     }
     meta_path(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    logger.info(
-        "dev score %s -> %s; program %s", summary["dev_score_before"],
-        summary["dev_score_after"], path,
-    )  # fmt: skip
     return summary

@@ -12,11 +12,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from pydantic import field_validator
 
-from flows.generate import generate_dataset
-from flows.index import index_corpus
-from flows.run_store import LATEST, RunStore
-from flows.validate import validate_run
+from flows.engine.params import FlowParams, argument, option
+from flows.generate import GenerateParams, generate_dataset
+from flows.index import IndexParams, index_corpus
+from flows.runs.store import LATEST, RunStore, new_run_id
+from flows.validate import ValidateParams, validate_run
 from modules.errors import SageError
 from modules.settings import load_settings
 
@@ -65,79 +67,97 @@ def _questions(path: Path) -> set[str]:
     return {json.loads(x)["question"] for x in path.read_text().splitlines() if x.strip()}
 
 
-@flow(name="nightly-refresh", log_prints=True, validate_parameters=False)
+class RefreshParams(FlowParams):
+    """What `sage refresh` (the nightly job) takes."""
+
+    corpus: str = argument("Corpus file or directory to re-index.")
+    dataset: str = option("default", "Published dataset name.")
+    collection: str | None = option(None, "Collection [SAGE_COLLECTION].")
+    n: int = option(20, "Accepted items wanted.", flag="--n", ge=1)
+    steps: str = option("2-4", "Target searches S.")
+    rounds: int = option(2, "Feedback rounds R.", ge=0)
+    attempts: int = option(4, "Attempts K.", ge=1)
+    max_searches: int = option(10, "Search-agent budget.", ge=0)
+    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    validate_run: bool = option(
+        True, "Validate; publish the filtered copy.", flag="--validate/--no-validate"
+    )
+    validate_attempts: int | None = option(None, "Validation attempts (default: K).", ge=1)
+    tag: bool = option(True, "LLM-tag failure causes in the validation.")
+    keep_versions: int = option(7, "Published versions kept.", ge=1)
+    datasets_dir: str = option("datasets", "Where datasets are published.")
+    seed: int | None = option(None, "Seed of the generation (default: from the time).")
+
+    @field_validator("dataset")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if "/" in v or v in ("", ".", "..", LATEST):
+            raise SageError(f"invalid dataset name {v!r}")
+        return v
+
+
+@flow(name="nightly-refresh", log_prints=True)
 def nightly_refresh(
-    corpus: str,
-    dataset: str = "default",
-    collection: str | None = None,
-    n: int = 20,
-    steps: str = "2-4",
-    rounds: int = 2,
-    attempts: int = 4,
-    max_searches: int = 10,
-    generator_searches: int = 20,
-    validate: bool = True,
-    validate_attempts: int | None = None,
-    tag: bool = True,
-    keep_versions: int = 7,
-    datasets_dir: str = "datasets",
-    seed: int | None = None,
-    settings_overrides: dict[str, Any] | None = None,
+    params: RefreshParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Refresh a published dataset from the current state of ``corpus``."""
-    if "/" in dataset or dataset in ("", ".", "..", LATEST):
-        raise SageError(f"invalid dataset name {dataset!r}")
-    logger = get_run_logger()
-    settings = load_settings(**(settings_overrides or {}))
-    name = collection or settings.collection
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    idx = index_corpus(corpus, collection=name, settings=settings)
+    """Refresh a published dataset from the current state of the corpus."""
+    p, overrides = params, dict(settings_overrides or {})
+    name = p.collection or load_settings(**overrides).collection
+    stamp = new_run_id()
+    idx = index_corpus(IndexParams(path=p.corpus, collection=name), overrides)
     changed = idx["changed_docs"]
-    logger.info("index %s: %d embedded, %d changed documents", idx["version"], idx["embedded"],
-                len(changed))  # fmt: skip
-    run_seed = seed if seed is not None else int(stamp.replace("-", "")) % 2**31
-    gen = generate_dataset(
-        collection=name, n=n, steps=steps, rounds=rounds, attempts=attempts, seed=run_seed,
-        run_id=f"refresh-{dataset}-{stamp}", max_searches=max_searches,
-        generator_searches=generator_searches, prefer_docs=changed or None,
-        settings_overrides=settings_overrides,
-    )  # fmt: skip
-    run_dir = Path(gen["run_dir"])
-    files = {name: run_dir / name for name in PUBLISHED}
-    val = None
-    if validate:
-        val = validate_run(
-            str(run_dir), attempts=validate_attempts, tag=tag, max_searches=max_searches,
-            validation_id=stamp, settings_overrides=settings_overrides,
-        )  # fmt: skip
+    get_run_logger().info("index %s: %d embedded, %d changed documents", idx["version"],
+                          idx["embedded"], len(changed))  # fmt: skip
+    gen = generate_dataset(GenerateParams(
+        collection=name, n=p.n, steps=p.steps, rounds=p.rounds, attempts=p.attempts,
+        seed=p.seed if p.seed is not None else int(stamp.replace("-", "")) % 2**31,
+        run_id=f"refresh-{p.dataset}-{stamp}", max_searches=p.max_searches,
+        generator_searches=p.generator_searches, prefer_docs=changed or None,
+    ), overrides)  # fmt: skip
+    run_dir, val = Path(gen["run_dir"]), None
+    files = {f: run_dir / f for f in PUBLISHED}
+    if p.validate_run:
+        val = validate_run(ValidateParams(
+            run_dir=str(run_dir), attempts=p.validate_attempts, tag=p.tag,
+            max_searches=p.max_searches, validation_id=stamp,
+        ), overrides)  # fmt: skip
         vdir = Path(val["validation_dir"])  # publish the filtered copy
-        files = {name: vdir / name.replace("dataset.", "dataset.filtered.") for name in PUBLISHED}
-    root = Path(datasets_dir) / dataset
+        files = {f: vdir / f.replace("dataset.", "dataset.filtered.") for f in PUBLISHED}
+    summary = publish_version(p, stamp, files, idx, run_dir, val) | {"accepted": gen["accepted"]}
+    create_markdown_artifact(
+        key="refresh-" + hashlib.sha1(p.dataset.encode()).hexdigest()[:10],
+        markdown=refresh_markdown(summary, val),
+        description=f"nightly refresh of dataset {p.dataset}",
+    )
+    return summary
+
+
+def publish_version(
+    p: RefreshParams, stamp: str, files: dict[str, Path], idx: dict, run_dir: Path, val: dict | None
+) -> dict[str, Any]:
+    """Publish ``files`` as datasets/NAME/STAMP with its manifest; prune old versions."""
+    root = Path(p.datasets_dir) / p.dataset
     prev = versions(root)
     prev_q = _questions(root / prev[-1] / "dataset.jsonl") if prev else set()
     manifest = {
-        "dataset": dataset,
+        "dataset": p.dataset,
         "version": stamp,
         "previous": prev[-1] if prev else None,
         "created": dt.datetime.now(dt.UTC).isoformat(),
-        "corpus": str(corpus),
+        "corpus": str(p.corpus),
         "collection_version": idx["version"],
         "index": {k: idx[k] for k in ("embedded", "reused", "deleted", "documents", "passages")},
-        "changed_documents": changed,
+        "changed_documents": idx["changed_docs"],
         "run_dir": str(run_dir),
         "validation_dir": val["validation_dir"] if val else None,
     }
-    out, pruned = publish(root, stamp, files, manifest, keep_versions)
-    items = _count(out / "dataset.jsonl")
-    new_items = len(_questions(out / "dataset.jsonl") - prev_q)
-    summary = manifest | {"path": str(out.resolve()), "items": items, "new_items": new_items,
-                          "pruned": pruned, "accepted": gen["accepted"]}  # fmt: skip
-    create_markdown_artifact(
-        key="refresh-" + hashlib.sha1(dataset.encode()).hexdigest()[:10],
-        markdown=refresh_markdown(summary, val),
-        description=f"nightly refresh of dataset {dataset}",
-    )
-    return summary
+    out, pruned = publish(root, stamp, files, manifest, p.keep_versions)
+    return manifest | {
+        "path": str(out.resolve()),
+        "items": _count(out / "dataset.jsonl"),
+        "new_items": len(_questions(out / "dataset.jsonl") - prev_q),
+        "pruned": pruned,
+    }
 
 
 def refresh_markdown(s: dict[str, Any], val: dict[str, Any] | None) -> str:

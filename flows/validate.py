@@ -15,117 +15,107 @@ import hashlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from flows import dataset as ds
-from flows import futures
-from flows.interrupts import prompt_exit
-from flows.retrying import is_transient
-from flows.run_store import RunStore, resolve_run_dir
-from flows.runtime import open_solver
+from flows.engine import futures, runtime
+from flows.engine.interrupts import prompt_exit
+from flows.engine.params import FlowParams, argument, option
+from flows.engine.retrying import retried
+from flows.reports.tables import md_table
+from flows.runs import finalise as ds
+from flows.runs.store import RunStore, models_of, new_run_id, resolve_run_dir
 from modules import embeddings, quality, store
+from modules.attempts import Attempt, Verifier, fewest_searches, verdict
 from modules.errors import SageError
-from modules.lm import build_lm, lm_config
 from modules.retriever import QdrantRetriever, open_retriever
+from modules.seeding import stable_int
 from modules.settings import load_settings
-from modules.solver import run_attempts
+from modules.status import REVISABLE, Status
 from modules.taxonomy import Tagger
 
-RESUME_KEYS = ("attempts", "reverify", "solver_lm", "max_searches", "tag", "seed")
+
+class ValidateParams(FlowParams):
+    """What `sage validate` takes."""
+
+    RESUME_KEYS: ClassVar[tuple[str, ...]] = (
+        "attempts", "reverify", "solver_lm", "max_searches", "tag", "seed",
+    )  # fmt: skip
+
+    run_dir: str = argument("A run directory (or runs/latest).")
+    attempts: int | None = option(
+        None, "Fresh agent attempts per item (default: the run's K).", ge=1
+    )
+    reverify: bool = option(True, "Re-run the agent on every item.")
+    solver_lm: str | None = option(None, "Another agent model (cross-solver difficulty).")
+    max_searches: int | None = option(None, "Agent budget (default: the run's).", ge=0)
+    dup_threshold: float = option(0.92, "Near-duplicate cosine.", gt=0.0, le=1.0)
+    shortcut_k: int = option(3, "Shortcut probe: top-k of the question as query.", ge=1)
+    ambiguity_min_agree: int = option(2, "Wrong attempts agreeing on a rival answer.", ge=1)
+    tag: bool = option(True, "LLM-tag failure causes and reasoning types.")
+    max_tagged: int | None = option(None, "Tag at most N rejected seeds.", ge=0)
+    strict: bool = option(False, "The filtered copy also needs re-verified difficulty.")
+    validation_id: str | None = option(None, "Validation id; re-use it to resume.")
+    seed: int = option(0, "Seed of the fresh attempts.")
 
 
 @dataclass
-class ValidateParams:
-    run_dir: str
-    attempts: int | None = None  # fresh attempts per item; default: the run's K
-    reverify: bool = True
-    solver_lm: str | None = None  # cross-solver difficulty: another agent model
-    max_searches: int | None = None  # default: the run's
-    dup_threshold: float = 0.92
-    shortcut_k: int = 3
-    ambiguity_min_agree: int = 2
-    tag: bool = True
-    max_tagged: int | None = None  # cap on LLM-tagged rejected seeds
-    strict: bool = False  # filtered copy also needs re-verified difficulty (min searches >= S)
-    validation_id: str | None = None
-    seed: int = 0
+class Checkers:
+    """What the per-item tasks share: the verifier and the tagger (None when not needed)."""
 
-    def validate(self) -> None:
-        if self.attempts is not None and self.attempts < 1:
-            raise SageError("--attempts must be >= 1")
-        if not 0.0 < self.dup_threshold <= 1.0:
-            raise SageError("--dup-threshold must be in (0, 1]")
-        if self.shortcut_k < 1 or self.ambiguity_min_agree < 1:
-            raise SageError("--shortcut-k and --ambiguity-min-agree must be >= 1")
-
-
-@dataclass
-class Tools:
-    """What the per-item tasks share: agent, judge and tagger (None when not needed)."""
-
-    agent: Any
-    judge: Any
+    verifier: Verifier | None
     tagger: Tagger | None
     params: ValidateParams
-    k: int
 
-
-def _base(seed: int, key: str) -> int:
-    return int(hashlib.sha256(f"validate:{seed}:{key}".encode()).hexdigest()[:6], 16) * 16
+    @classmethod
+    def open(cls, params: ValidateParams, settings: Any, collection: str) -> Checkers:
+        verifier = None
+        if params.reverify:
+            verifier, _ = runtime.open_verifier(
+                settings, collection, int(params.max_searches or 0), int(params.attempts or 1)
+            )
+        tagger = Tagger(runtime.role_lm(settings, "judge")) if params.tag else None
+        return cls(verifier, tagger, params)
 
 
 @task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
     task_run_name="check-{item[id]}",
 )
-def check_item(item: dict[str, Any], candidate: dict, tools: Tools, store: RunStore) -> dict:
+def check_item(item: dict[str, Any], candidate: dict, checkers: Checkers, store: RunStore) -> dict:
     """Fresh attempts and reasoning tags for one accepted item (checkpointed)."""
     rec: dict[str, Any] = {"kind": "item", "id": item["id"], "attempts": None, "reasoning": None}
-    if tools.params.reverify:
-        atts = run_attempts(
-            tools.agent, tools.judge, item["question"], [item["answer"]], tools.k,
-            _base(tools.params.seed, item["id"]), 0.7,
-        )  # fmt: skip
+    if checkers.params.reverify:
+        base = stable_int("validate", checkers.params.seed, item["id"], digits=6) * 16
+        atts = checkers.verifier(item["question"], [item["answer"]], base)
         rec["attempts"] = [asdict(a) for a in atts]
-    if tools.tagger is not None:
-        rec["reasoning"] = tools.tagger.reasoning_types(candidate).label
-    store.append_round(rec)
+    if checkers.tagger is not None:
+        rec["reasoning"] = checkers.tagger.reasoning_types(candidate).label
+    store.append_record(rec)
     return rec
 
 
 @task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
     task_run_name="tag-{seed_id}",
 )
-def tag_rejected(seed_id: str, rounds: list[dict], tools: Tools, store: RunStore) -> dict:
+def tag_rejected(seed_id: str, rounds: list[dict], checkers: Checkers, store: RunStore) -> dict:
     """Failure cause of a rejected seed, from its last judged round (checkpointed)."""
     rec = rejected_row(seed_id, rounds)
-    if rec["kind_of_failure"] in ("too_easy", "incorrect") and tools.tagger is not None:
+    if rec["kind_of_failure"] in REVISABLE and checkers.tagger is not None:
         last = _last_judged(rounds)
         detail = last["detail"]
-        atts = detail.get("attempts") or []
-        best = (
-            min((a for a in atts if a["correct"]), key=lambda a: a["n_searches"])
-            if rec["kind_of_failure"] == "too_easy"
-            else atts[0]
-        )
-        tag = tools.tagger.failure(
-            rec["kind_of_failure"], detail.get("candidate") or {}, last["target_steps"], best
-        )
+        atts = [Attempt.from_dict(a) for a in detail.get("attempts") or []]
+        best = fewest_searches(atts) if rec["kind_of_failure"] == Status.TOO_EASY else atts[0]
+        tag = checkers.tagger.failure(
+            rec["kind_of_failure"], detail.get("candidate") or {}, last["target_steps"],
+            asdict(best),
+        )  # fmt: skip
         rec |= {"cause": tag.label, "explanation": tag.explanation}
-    store.append_round({"kind": "rejected", **rec})
+    store.append_record({"kind": "rejected", **rec})
     return rec
 
 
@@ -138,11 +128,10 @@ def rejected_row(seed_id: str, rounds: list[dict]) -> dict[str, Any]:
     last = rounds[-1]
     judged = _last_judged(rounds)
     if judged is None:
-        kind = "generation_failed"
+        kind = Status.GENERATION_FAILED
     else:
-        kind = (
-            "too_easy" if any(a["correct"] for a in judged["detail"]["attempts"]) else "incorrect"
-        )
+        atts = [Attempt.from_dict(a) for a in judged["detail"]["attempts"]]
+        kind = Status.INCORRECT if fewest_searches(atts) is None else Status.TOO_EASY
     src = judged or last
     return {
         "seed_id": seed_id,
@@ -152,7 +141,7 @@ def rejected_row(seed_id: str, rounds: list[dict]) -> dict[str, Any]:
         "question": src.get("question"),
         "answer": src.get("answer"),
         "target_steps": last["target_steps"],
-        "cause": kind if kind == "generation_failed" else None,
+        "cause": kind if kind == Status.GENERATION_FAILED else None,
         "explanation": (last.get("detail") or {}).get("error") or "",
     }
 
@@ -162,7 +151,7 @@ def _items_and_rounds(run_dir: Path) -> tuple[list[dict], dict[str, list[dict]],
     manifest = store.read_manifest()
     if manifest.get("kind") == "evaluation":
         raise SageError(f"{run_dir}: an evaluation, not a generation run")
-    done = ds.group_rounds(store.load_rounds())
+    done = ds.group_rounds(store.load_records())
     path = run_dir / "dataset.parquet"
     if not path.exists():
         raise SageError(f"{path}: missing (was the run finalised? re-run `sage generate`)")
@@ -180,102 +169,102 @@ def _collection(vstore: Any, manifest: dict[str, Any], logger: Any) -> str:
     return store.resolve(vstore, alias)
 
 
-@flow(name="validate-run", log_prints=True, validate_parameters=False)
+@flow(name="validate-run", log_prints=True)
 def validate_run(
-    run_dir: str,
-    attempts: int | None = None,
-    reverify: bool = True,
-    solver_lm: str | None = None,
-    max_searches: int | None = None,
-    dup_threshold: float = 0.92,
-    shortcut_k: int = 3,
-    ambiguity_min_agree: int = 2,
-    tag: bool = True,
-    max_tagged: int | None = None,
-    strict: bool = False,
-    validation_id: str | None = None,
-    seed: int = 0,
-    settings_overrides: dict[str, Any] | None = None,
+    params: ValidateParams, settings_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Validate a run's dataset; write a versioned validation with a filtered copy."""
-    params = ValidateParams(
-        run_dir=run_dir, attempts=attempts, reverify=reverify, solver_lm=solver_lm,
-        max_searches=max_searches, dup_threshold=dup_threshold, shortcut_k=shortcut_k,
-        ambiguity_min_agree=ambiguity_min_agree, tag=tag, max_tagged=max_tagged,
-        strict=strict, validation_id=validation_id, seed=seed,
-    )  # fmt: skip
-    params.validate()
-    logger = get_run_logger()
-    rdir = resolve_run_dir(Path(run_dir))
+    rdir = resolve_run_dir(Path(params.run_dir))
     items, done, manifest = _items_and_rounds(rdir)
     overrides = dict(settings_overrides or {})
-    if solver_lm:
-        overrides["agent_lm"] = solver_lm
+    if params.solver_lm:
+        overrides["agent_lm"] = params.solver_lm
     settings = load_settings(**overrides)
     rp = manifest["params"]
-    k = params.attempts or int(rp["attempts"])
-    max_s = params.max_searches if params.max_searches is not None else int(rp["max_searches"])
+    params = params.model_copy(update={
+        "attempts": params.attempts or int(rp["attempts"]),
+        "max_searches": rp["max_searches"] if params.max_searches is None else params.max_searches,
+        "validation_id": params.validation_id or new_run_id(),
+    })  # fmt: skip
     retriever = open_retriever(settings, collection=rp["collection"], k=params.shortcut_k)
     if isinstance(retriever, QdrantRetriever):  # the exact version the run searched
-        retriever.collection = _collection(retriever.store, manifest, logger)
-    collection = retriever.collection
-    vid = params.validation_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    vstore = RunStore(rdir / "validation", vid)
-    vstore.start(
-        {
-            "kind": "validation",
-            "run_id": vid,
-            "of_run": manifest["run_id"],
-            "created": dt.datetime.now(dt.UTC).isoformat(),
-            "params": asdict(params) | {"attempts": k, "max_searches": max_s},
-            "collection_version": collection,
-            "models": {"agent": settings.agent_lm_name, "judge": settings.judge_lm_name},
-        },
-        RESUME_KEYS,
-    )
-    agent = judge = None
-    if params.reverify:
-        agent, judge, _ = open_solver(settings, collection, max_s)
-    tagger = Tagger(build_lm(lm_config(settings, "judge"))) if params.tag else None
-    tools = Tools(agent, judge, tagger, params, k)
-    checked = {r["id"] for r in vstore.load_rounds() if r["kind"] == "item"}
-    tagged = {r["seed_id"] for r in vstore.load_rounds() if r["kind"] == "rejected"}
-    by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
+        retriever.collection = _collection(retriever.store, manifest, get_run_logger())
+    vstore = RunStore(rdir / "validation", params.validation_id)
+    vstore.start(_manifest(params, manifest, retriever.collection, settings), params.RESUME_KEYS)
+    checkers = Checkers.open(params, settings, retriever.collection)
     with prompt_exit():  # Ctrl-C / SIGTERM leave at once; checked items are kept
-        for it in items:
-            if it["id"] not in checked and (params.reverify or params.tag):
-                cand = (by_id.get(it["id"], [{}])[-1].get("detail") or {}).get("candidate") or {}
-                try:
-                    futures.result(check_item.submit(it, cand, tools, vstore))
-                except Exception as exc:
-                    logger.error("item %s failed: %s", it["id"], exc)
-        accepted_ids = {i["id"] for i in items}
-        rejected = [
-            (sid, rs) for sid, rs in sorted(done.items())
-            if f"{manifest['run_id']}:{sid}" not in accepted_ids and rs
-        ]  # fmt: skip
-        budget = params.max_tagged if params.max_tagged is not None else len(rejected)
-        for sid, rs in rejected[:budget]:
-            if sid not in tagged:
-                try:
-                    futures.result(tag_rejected.submit(sid, rs, tools, vstore))
-                except Exception as exc:
-                    logger.error("tagging seed %s failed: %s", sid, exc)
+        check_items(items, done, manifest, checkers, vstore)
+        tag_rejected_seeds(items, done, manifest, checkers, vstore)
     summary = finalise_validation(vstore, items, done, manifest, retriever, settings, params)
     vstore.mark_latest()
+    _publish(summary, vstore, rdir, manifest)
+    return summary | {"validation_dir": str(vstore.path.resolve())}
+
+
+def _manifest(
+    params: ValidateParams, run: dict[str, Any], collection: str, settings: Any
+) -> dict[str, Any]:
+    return {
+        "kind": "validation",
+        "run_id": params.validation_id,
+        "of_run": run["run_id"],
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "params": params.record(),
+        "collection_version": collection,
+        "models": models_of(settings, ("agent", "judge")),
+    }
+
+
+def check_items(
+    items: list[dict], done: dict, manifest: dict, checkers: Checkers, vstore: RunStore
+) -> None:
+    """Re-verify and tag every item not checked yet (each one checkpointed)."""
+    if not (checkers.params.reverify or checkers.params.tag):
+        return
+    checked = {r["id"] for r in vstore.iter_records() if r["kind"] == "item"}
+    by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
+    for it in items:
+        if it["id"] not in checked:
+            cand = (by_id.get(it["id"], [{}])[-1].get("detail") or {}).get("candidate") or {}
+            try:
+                futures.result(check_item.submit(it, cand, checkers, vstore))
+            except Exception as exc:
+                get_run_logger().error("item %s failed: %s", it["id"], exc)
+
+
+def tag_rejected_seeds(
+    items: list[dict], done: dict, manifest: dict, checkers: Checkers, vstore: RunStore
+) -> None:
+    """Tag why each rejected seed failed (up to ``max_tagged``; each one checkpointed)."""
+    tagged = {r["seed_id"] for r in vstore.iter_records() if r["kind"] == "rejected"}
+    accepted_ids = {i["id"] for i in items}
+    rejected = [
+        (sid, rs) for sid, rs in sorted(done.items())
+        if f"{manifest['run_id']}:{sid}" not in accepted_ids and rs
+    ]  # fmt: skip
+    budget = checkers.params.max_tagged if checkers.params.max_tagged is not None else len(rejected)
+    for sid, rs in rejected[:budget]:
+        if sid not in tagged:
+            try:
+                futures.result(tag_rejected.submit(sid, rs, checkers, vstore))
+            except Exception as exc:
+                get_run_logger().error("tagging seed %s failed: %s", sid, exc)
+
+
+def _publish(summary: dict, vstore: RunStore, rdir: Path, manifest: dict) -> None:
+    """Prefect artifacts, and the run's report.html with this validation in it."""
     create_table_artifact(
         table=[{"check": k, "count": v} for k, v in summary["flags"].items()],
-        key="sage-validation-" + hashlib.sha1(f"{rdir}:{vid}".encode()).hexdigest()[:10],
-        description=f"validation {vid} of run {manifest['run_id']}",
+        key="sage-validation-" + hashlib.sha1(str(vstore.path).encode()).hexdigest()[:10],
+        description=f"validation {vstore.run_id} of run {manifest['run_id']}",
     )
     create_markdown_artifact(markdown=(vstore.path / "validation.md").read_text())
     try:
-        from flows.html_report import write_html_report
+        from flows.reports.html import write_html_report
 
         write_html_report(rdir)
     except Exception as exc:  # the report is a convenience: never fail validation for it
-        logger.warning("HTML report not written: %s", exc)
-    return summary | {"validation_dir": str(vstore.path.resolve())}
+        get_run_logger().warning("HTML report not written: %s", exc)
 
 
 VALIDATION_SCHEMA: dict[str, pl.DataType] = {
@@ -308,9 +297,8 @@ def finalise_validation(
     params: ValidateParams,
 ) -> dict[str, Any]:
     """Deterministic checks plus checkpointed LM results -> every validation artifact."""
-    recs = vstore.load_rounds()
+    recs = vstore.load_records()
     checks = {r["id"]: r for r in recs if r["kind"] == "item"}
-    rejected = {r["seed_id"]: r for r in recs if r["kind"] == "rejected"}
     vectors = (
         embeddings.embed_dense(settings.models_dir, [i["question"] for i in items]) if items else []
     )
@@ -318,50 +306,22 @@ def finalise_validation(
     by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
     rows = []
     for n, it in enumerate(items):
-        chk = checks.get(it["id"], {})
-        fresh = chk.get("attempts")
-        gen_atts = ((by_id.get(it["id"]) or [{}])[-1].get("detail") or {}).get("attempts") or []
-        pooled = list(gen_atts) + list(fresh or [])
-        correct = [a for a in fresh or [] if a["correct"]]
+        gen_rounds = by_id.get(it["id"]) or [{}]
+        gen_atts = (gen_rounds[-1].get("detail") or {}).get("attempts") or []
         dup = dups.get(n)
-        min_s = min((a["n_searches"] for a in correct), default=None)
-        row = {
-            "id": it["id"],
-            "question": it["question"],
-            "answer": it["answer"],
-            "target_steps": it["target_steps"],
-            "leakage": quality.leakage(it["question"], it["answer"]),
-            "shortcut_rank": quality.shortcut_probe(
-                retriever, it["question"], it["answer"], params.shortcut_k
-            ),
-            "near_duplicate_of": items[dup.of]["id"] if dup else None,
-            "duplicate_cosine": dup.cosine if dup else None,
-            "ambiguous_rival": quality.ambiguity(pooled, params.ambiguity_min_agree),
-            "reverify_attempts": len(fresh) if fresh is not None else None,
-            "reverify_correct": len(correct) if fresh is not None else None,
-            "reverify_pass": bool(correct) if fresh is not None else None,
-            "reverify_min_searches": min_s,
-            "difficulty_confirmed": (
-                (min_s is not None and min_s >= it["target_steps"]) if fresh is not None else None
-            ),
-            "reasoning_types": chk.get("reasoning"),
-        }
-        row["keep"] = (
-            row["leakage"] is None
-            and row["near_duplicate_of"] is None
-            and row["ambiguous_rival"] is None
-            and row["reverify_pass"] is not False
-            and (not params.strict or row["difficulty_confirmed"] is not False)
-        )
+        row = item_row(it, checks.get(it["id"], {}), gen_atts, retriever, params)
+        row["near_duplicate_of"] = items[dup.of]["id"] if dup else None
+        row["duplicate_cosine"] = dup.cosine if dup else None
+        row["keep"] = keeps(row, params.strict)
         rows.append(row)
-    vdf = pl.DataFrame(rows, schema=VALIDATION_SCHEMA)
-    vstore.write_parquet("validation.parquet", vdf)
+    vstore.write_parquet("validation.parquet", pl.DataFrame(rows, schema=VALIDATION_SCHEMA))
+    rejected = {r["seed_id"]: r for r in recs if r["kind"] == "rejected"}
+    item_ids = {i["id"] for i in items}
     rej_rows = [
-        rejected.get(sid) or rejected_row(sid, rs)
+        {k: v for k, v in (rejected.get(sid) or rejected_row(sid, rs)).items() if k != "kind"}
         for sid, rs in sorted(done.items())
-        if f"{manifest['run_id']}:{sid}" not in {i["id"] for i in items} and rs
+        if f"{manifest['run_id']}:{sid}" not in item_ids and rs
     ]
-    rej_rows = [{k: v for k, v in r.items() if k != "kind"} for r in rej_rows]
     vstore.write_parquet("rejected.parquet", pl.DataFrame(rej_rows, infer_schema_length=None))
     kept_ids = {r["id"] for r in rows if r["keep"]}
     kept = [i for i in items if i["id"] in kept_ids]
@@ -371,6 +331,48 @@ def finalise_validation(
     vstore.write_json("validation.json", summary)
     vstore.write_text("validation.md", validation_markdown(manifest, vstore.run_id, summary))
     return summary
+
+
+def item_row(
+    it: dict, check: dict, gen_attempts: list[dict], retriever: Any, params: ValidateParams
+) -> dict[str, Any]:
+    """One item's flags: leakage, shortcut, ambiguity and the re-verification verdict."""
+    fresh = check.get("attempts")
+    atts = [Attempt.from_dict(a) for a in fresh or []]
+    best = fewest_searches(atts)
+    checked = fresh is not None
+    return {
+        "id": it["id"],
+        "question": it["question"],
+        "answer": it["answer"],
+        "target_steps": it["target_steps"],
+        "leakage": quality.leakage(it["question"], it["answer"]),
+        "shortcut_rank": quality.shortcut_probe(
+            retriever, it["question"], it["answer"], params.shortcut_k
+        ),
+        "ambiguous_rival": quality.ambiguity(
+            list(gen_attempts) + list(fresh or []), params.ambiguity_min_agree
+        ),
+        "reverify_attempts": len(atts) if checked else None,
+        "reverify_correct": sum(a.correct for a in atts) if checked else None,
+        "reverify_pass": best is not None if checked else None,
+        "reverify_min_searches": best.n_searches if best else None,
+        "difficulty_confirmed": (
+            verdict(atts, it["target_steps"]) == Status.ACCEPTED if checked else None
+        ),
+        "reasoning_types": check.get("reasoning"),
+    }
+
+
+def keeps(row: dict[str, Any], strict: bool) -> bool:
+    """Whether an item goes to the filtered copy (``strict``: also re-verified difficulty)."""
+    return (
+        row["leakage"] is None
+        and row["near_duplicate_of"] is None
+        and row["ambiguous_rival"] is None
+        and row["reverify_pass"] is not False
+        and (not strict or row["difficulty_confirmed"] is not False)
+    )
 
 
 def validation_summary(rows: list[dict], rej_rows: list[dict], items: list[dict]) -> dict:
@@ -409,19 +411,20 @@ def validation_summary(rows: list[dict], rej_rows: list[dict], items: list[dict]
                     r["cause"] or "untagged" for r in rej_rows if r["kind_of_failure"] == kind
                 ).most_common()
             )
-            for kind in ("too_easy", "incorrect", "generation_failed")
+            for kind in (Status.TOO_EASY, Status.INCORRECT, Status.GENERATION_FAILED)
         },  # fmt: skip
         "rejected": len(rej_rows),
     }
 
 
 def validation_markdown(manifest: dict[str, Any], vid: str, s: dict[str, Any]) -> str:
-    flags = "\n".join(f"| {k} | {v} |" for k, v in s["flags"].items())
-    tax = "\n".join(
-        f"| {kind} | {cause} | {c} |"
-        for kind, causes in s["failure_taxonomy"].items()
-        for cause, c in causes.items()
-    )
+    flags = md_table([{"check": k, "flagged": v} for k, v in s["flags"].items()],
+                     ["check", "flagged"])  # fmt: skip
+    tax = md_table(
+        [{"failure": kind, "cause": cause, "count": c}
+         for kind, causes in s["failure_taxonomy"].items() for cause, c in causes.items()],
+        ["failure", "cause", "count"],
+    )  # fmt: skip
     rtypes = ", ".join(f"{k} {v}" for k, v in s["reasoning_types"].items()) or "(not tagged)"
     d = s["diversity"]
     rv = s["reverification"]
@@ -429,10 +432,7 @@ def validation_markdown(manifest: dict[str, Any], vid: str, s: dict[str, Any]) -
 
 {s["items"]} items, {s["kept"]} kept in `dataset.filtered.parquet`.
 
-| check | flagged |
-|---|---|
 {flags}
-
 Re-verification: {rv["items"]} items, {rv["pct_pass"]}% still solved,
 {rv["pct_difficulty_confirmed"]}% with min searches >= S.
 
@@ -443,7 +443,4 @@ Reasoning types: {rtypes}
 
 ## Failure taxonomy of {s["rejected"]} rejected seeds
 
-| failure | cause | count |
-|---|---|---|
-{tax}
-"""
+{tax}"""

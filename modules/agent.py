@@ -1,96 +1,17 @@
-"""The Search-R1 style search agent, and the safe, metered predictor call every module uses."""
+"""The Search-R1 style search agent: think -> search -> read top-k ... -> answer."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
-from pydantic import ValidationError
 
 from modules.adapter import json_adapter
 from modules.passages import Passage, Retriever
+from modules.predict import Meter, clip, predict_twice, safe_predict, sample_config
 from modules.signatures import FinalAnswer, NextStep
-
-PARSE_ERRORS = (AdapterParseError, ValidationError, ValueError, TypeError, KeyError)
-
-
-@dataclass
-class Meter:
-    """LM calls, tokens and wall time spent by one unit of work (an attempt, a round)."""
-
-    lm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, other: Meter) -> None:
-        self.lm_calls += other.lm_calls
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.seconds += other.seconds
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"tokens": self.tokens}
-
-
-def lm_context(lm: Any | None, adapter: Any | None) -> Any:
-    """dspy.context with the role's LM (None = the configured one) and adapter, and without
-    DSPy's per-LM call history (up to 10,000 prompts and answers each, ~10 KB a call: the
-    memory a long run would otherwise grow by)."""
-    overrides = {k: v for k, v in (("lm", lm), ("adapter", adapter)) if v is not None}
-    return dspy.context(**overrides, disable_history=True)
-
-
-def safe_predict(
-    predictor: dspy.Predict,
-    meter: Meter,
-    lm: Any | None = None,
-    adapter: Any | None = None,
-    config: dict[str, Any] | None = None,
-    **inputs: Any,
-) -> tuple[dspy.Prediction | None, str | None]:
-    """Call a predictor; malformed output gives (None, error) instead of raising.
-
-    LM transport/provider errors still raise (a flow may retry them).
-    """
-    meter.lm_calls += 1
-    t0 = time.perf_counter()
-    with lm_context(lm, adapter), dspy.track_usage() as usage:
-        try:
-            pred = predictor(**inputs, config=dict(config or {}))
-            return pred, None
-        except PARSE_ERRORS as exc:
-            return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        finally:
-            meter.seconds += time.perf_counter() - t0
-            for entries in usage.usage_data.values():
-                for e in entries:
-                    meter.prompt_tokens += int(e.get("prompt_tokens") or 0)
-                    meter.completion_tokens += int(e.get("completion_tokens") or 0)
-
-
-def sample_config(rollout_id: int | None, temperature: float | None, retry: int = 0) -> dict:
-    """Per-call LM config: distinct rollout ids make distinct (uncached) samples."""
-    cfg: dict[str, Any] = {}
-    if temperature is not None:
-        cfg["temperature"] = temperature
-    if retry:
-        cfg["temperature"] = max(temperature or 0.0, 0.7)
-    if rollout_id is not None or retry:
-        cfg["rollout_id"] = (rollout_id or 0) * 8 + retry
-    return cfg
-
-
-def clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: max(0, n - 1)].rstrip() + "…"
 
 
 @dataclass
@@ -104,20 +25,6 @@ class AgentResult:
     parse_failures: int = 0
     forced: bool = False
     meter: Meter = field(default_factory=Meter)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.answer and self.answer.strip())
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["meter"] = self.meter.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AgentResult:
-        m = {k: v for k, v in (d.get("meter") or {}).items() if k != "tokens"}
-        return cls(**{**d, "meter": Meter(**m)})
 
 
 def render_trajectory(trace: list[dict[str, Any]], passage_chars: int, max_chars: int) -> str:
@@ -193,25 +100,10 @@ class SearchAgent(dspy.Module):
     ) -> AgentResult:
         res = AgentResult(answer=None, n_searches=0)
         t0 = time.perf_counter()
-        retry = 0
         while True:
-            traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
-            cfg = sample_config(_rid(rollout_id, res.step_calls), temperature, retry)
-            res.step_calls += 1
-            pred, err = safe_predict(
-                self.step, res.meter, self.lm, self.adapter, cfg,
-                question=question, trajectory=traj,
-                searches_left=self.max_searches - res.n_searches,
-            )  # fmt: skip
-            err = err or _invalid_step(pred)
-            if err:
-                res.parse_failures += 1
-                res.trace.append({"type": "parse_failure", "error": err})
-                if retry:
-                    break  # second failure in a row: the attempt ends
-                retry = 1
-                continue
-            retry = 0
+            pred = self._next_step(question, res, rollout_id, temperature)
+            if pred is None:
+                break  # two malformed steps in a row: the attempt ends
             text = str(pred.text).strip()
             if pred.action == "answer":
                 res.answer = text
@@ -222,39 +114,55 @@ class SearchAgent(dspy.Module):
                 break
             passages = self.retriever.search(text, k=self.k)
             res.n_searches += 1
-            res.trace.append(
-                {
-                    "type": "search",
-                    "reasoning": pred.reasoning,
-                    "query": text,
-                    "passages": [passage_record(p, self.passage_chars) for p in passages],
-                }
-            )
+            res.trace.append({
+                "type": "search", "reasoning": pred.reasoning, "query": text,
+                "passages": [passage_record(p, self.passage_chars) for p in passages],
+            })  # fmt: skip
         if res.answer is None and self.force_answer:
             self._force_answer(question, res, rollout_id, temperature)
         res.meter.seconds = time.perf_counter() - t0
         return res
+
+    def _next_step(
+        self, question: str, res: AgentResult, rollout_id: int | None, temperature: float | None
+    ) -> Any:
+        """One NextStep (retried once with another sample if malformed); None if both fail."""
+        traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
+
+        def call(retry: int, _hint: str) -> tuple[Any, str | None]:
+            res.step_calls += 1
+            cfg = sample_config(_rid(rollout_id, res.step_calls - 1), temperature, retry)
+            return safe_predict(
+                self.step, res.meter, self.lm, self.adapter, cfg, question=question,
+                trajectory=traj, searches_left=self.max_searches - res.n_searches,
+            )  # fmt: skip
+
+        pred, errors = predict_twice(call, _invalid_step)
+        res.parse_failures += len(errors)
+        res.trace += [{"type": "parse_failure", "error": e} for e in errors]
+        return pred
 
     def _force_answer(
         self, question: str, res: AgentResult, rollout_id: int | None, temperature: float | None
     ) -> None:
         res.forced = True
         traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
-        for retry in (0, 1):
-            pred, err = safe_predict(
-                self.final, res.meter, self.lm, self.adapter,
-                sample_config(_rid(rollout_id, 999), temperature, retry),
-                question=question, trajectory=traj,
-            )  # fmt: skip
-            answer = str(getattr(pred, "answer", "") or "").strip() if pred else ""
-            if answer:
-                res.answer = answer
-                res.trace.append(
-                    {"type": "forced_answer", "reasoning": pred.reasoning, "answer": answer}
-                )
-                return
-            res.parse_failures += 1
-            res.trace.append({"type": "parse_failure", "error": err or "empty answer"})
+
+        def call(retry: int, _hint: str) -> tuple[Any, str | None]:
+            cfg = sample_config(_rid(rollout_id, 999), temperature, retry)
+            return safe_predict(self.final, res.meter, self.lm, self.adapter, cfg,
+                                question=question, trajectory=traj)  # fmt: skip
+
+        def answered(pred: Any) -> str | None:
+            return None if str(getattr(pred, "answer", "") or "").strip() else "empty answer"
+
+        pred, errors = predict_twice(call, answered)
+        res.parse_failures += len(errors)
+        res.trace += [{"type": "parse_failure", "error": e} for e in errors]
+        if pred is not None:
+            res.answer = str(pred.answer).strip()
+            res.trace.append({"type": "forced_answer", "reasoning": pred.reasoning,
+                              "answer": res.answer})  # fmt: skip
 
 
 def _rid(rollout_id: int | None, step: int) -> int | None:

@@ -6,7 +6,6 @@ Both are lazy, process-wide singletons keyed by the models directory.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from modules import model_store
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DENSE_MODEL = "sage/all-MiniLM-L6-v2-int8"
 DENSE_DIM = 384

@@ -10,8 +10,9 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import Meter, clip, passage_record, safe_predict, sample_config
+from modules.agent import passage_record
 from modules.passages import Retriever
+from modules.predict import Meter, clip, predict_twice, safe_predict, sample_config
 from modules.signatures import ANSWER_SOURCES, ResearchStep, WriteQA
 from modules.textnorm import contains_answer, normalize
 
@@ -36,6 +37,25 @@ class Candidate:
     def render(self) -> str:
         hops = "; ".join(f"{p.get('sub_question')} -> {p.get('sub_answer')}" for p in self.plan)
         return f"Question: {self.question}\nAnswer: {self.answer}\nPlan: {hops or '(none)'}"
+
+
+@dataclass
+class Draft:
+    """The work on one pair: the seed document, its target S and answer type, the feedback
+    it answers, and what the work gathered (notes P1.., the trace, the cost)."""
+
+    document: str
+    target_steps: int
+    answer_type: str = "entity"
+    feedback: str = "none"
+    rollout_id: int | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    meter: Meter = field(default_factory=Meter)
+
+    def rid(self, step: int) -> int | None:
+        """A distinct rollout id per call of this draft (distinct samples, never cached)."""
+        return None if self.rollout_id is None else self.rollout_id * 1000 + step
 
 
 @dataclass
@@ -134,66 +154,6 @@ class Generator(dspy.Module):
         title = document.split("\n", 1)[0][:80]
         return [{"ref": "P1", "id": doc_id, "title": title, "text": document}]
 
-    def gather(
-        self,
-        document: str,
-        target_steps: int,
-        feedback: str,
-        notes: list[dict[str, Any]],
-        trace: list[dict[str, Any]],
-        meter: Meter,
-        budget: int,
-        rollout_id: int | None,
-        answer_type: str = "entity",
-    ) -> None:
-        """The research loop: append found passages to ``notes`` and steps to ``trace``."""
-        searches = retry = 0
-        seen_queries: set[str] = set()
-        while searches < budget:
-            pred, err = safe_predict(
-                self.research,
-                meter,
-                self.lm,
-                self.adapter,
-                sample_config(_rid(rollout_id, len(trace)), None, retry),
-                document=clip(document, 2400),
-                target_steps=target_steps,
-                answer_type=answer_type,
-                feedback=feedback,
-                notes=render_notes(notes, self.passage_chars, self.notes_chars),
-                searches_left=budget - searches,
-            )
-            if err is None and pred.action not in ("search", "write"):
-                err = f"invalid action {pred.action!r}"
-            if err:
-                trace.append({"type": "parse_failure", "error": err})
-                if retry:
-                    return
-                retry = 1
-                continue
-            retry = 0
-            query = str(pred.query or "").strip()
-            if pred.action == "write" or not query or query.lower() in seen_queries:
-                trace.append({"type": "write", "reasoning": pred.reasoning})
-                return
-            seen_queries.add(query.lower())
-            found = self.retriever.search(query, k=self.k)
-            searches += 1
-            known = {n["id"] for n in notes}
-            for p in found:
-                if p.id not in known:
-                    notes.append({"ref": f"P{len(notes) + 1}", **passage_record(p, 1200)})
-                    known.add(p.id)
-            trace.append(
-                {
-                    "type": "search",
-                    "reasoning": pred.reasoning,
-                    "query": query,
-                    "passages": [passage_record(p, self.passage_chars) for p in found],
-                }
-            )
-        trace.append({"type": "forced_write", "reason": f"search budget {budget} spent"})
-
     def forward(
         self,
         document: str,
@@ -203,77 +163,98 @@ class Generator(dspy.Module):
         doc_id: str = "seed",
         answer_type: str = "entity",
     ) -> GenResult:
-        meter, trace = Meter(), []
-        notes = self.seed_notes(document, doc_id)
-        self.gather(
-            document, target_steps, feedback, notes, trace, meter, self.max_searches,
-            rollout_id, answer_type,
-        )  # fmt: skip
-        return self.write_pair(
-            document, target_steps, feedback, notes, trace, meter, rollout_id, answer_type
-        )
+        draft = Draft(document, target_steps, answer_type, feedback, rollout_id,
+                      notes=self.seed_notes(document, doc_id))  # fmt: skip
+        self.gather(draft, self.max_searches)
+        return self.write_pair(draft)
 
-    def write_pair(
-        self,
-        document: str,
-        target_steps: int,
-        feedback: str,
-        notes: list[dict[str, Any]],
-        trace: list[dict[str, Any]],
-        meter: Meter,
-        rollout_id: int | None,
-        answer_type: str = "entity",
-    ) -> GenResult:
+    def gather(self, draft: Draft, budget: int) -> None:
+        """The research loop: found passages go to the draft's notes, steps to its trace."""
+        searches = 0
+        seen_queries: set[str] = set()
+        while searches < budget:
+            pred = self._research_step(draft, budget - searches)
+            if pred is None:
+                return  # two malformed steps in a row
+            query = str(pred.query or "").strip()
+            if pred.action == "write" or not query or query.lower() in seen_queries:
+                draft.trace.append({"type": "write", "reasoning": pred.reasoning})
+                return
+            seen_queries.add(query.lower())
+            self._search(draft, query, pred.reasoning)
+            searches += 1
+        draft.trace.append({"type": "forced_write", "reason": f"search budget {budget} spent"})
+
+    def _research_step(self, draft: Draft, searches_left: int) -> Any:
+        def call(retry: int, _hint: str) -> tuple[Any, str | None]:
+            cfg = sample_config(draft.rid(len(draft.trace)), None, retry)
+            pred, err = safe_predict(
+                self.research, draft.meter, self.lm, self.adapter, cfg,
+                document=clip(draft.document, 2400), target_steps=draft.target_steps,
+                answer_type=draft.answer_type, feedback=draft.feedback,
+                notes=render_notes(draft.notes, self.passage_chars, self.notes_chars),
+                searches_left=searches_left,
+            )  # fmt: skip
+            if err is None and pred.action not in ("search", "write"):
+                err = f"invalid action {pred.action!r}"
+            if err:
+                draft.trace.append({"type": "parse_failure", "error": err})
+            return pred, err
+
+        return predict_twice(call)[0]
+
+    def _search(self, draft: Draft, query: str, reasoning: str) -> None:
+        found = self.retriever.search(query, k=self.k)
+        known = {n["id"] for n in draft.notes}
+        for p in found:
+            if p.id not in known:
+                draft.notes.append({"ref": f"P{len(draft.notes) + 1}", **passage_record(p, 1200)})
+                known.add(p.id)
+        draft.trace.append({
+            "type": "search", "reasoning": reasoning, "query": query,
+            "passages": [passage_record(p, self.passage_chars) for p in found],
+        })  # fmt: skip
+
+    def write_pair(self, draft: Draft) -> GenResult:
         def predict(retry: int, hint: str) -> tuple[Any, str | None]:
+            feedback = draft.feedback
+            if hint:
+                feedback = f"{feedback}; the last attempt broke a rule: {hint}"
             return safe_predict(
-                self.write,
-                meter,
-                self.lm,
-                self.adapter,
-                sample_config(_rid(rollout_id, 900 + retry), None, retry),
-                document=clip(document, 2400),
-                target_steps=target_steps,
-                answer_type=answer_type,
-                answer_from=self.answer_from,
-                feedback=f"{feedback}; the last attempt broke a rule: {hint}" if hint else feedback,
-                notes=render_notes(notes, self.passage_chars, self.notes_chars),
-            )
+                self.write, draft.meter, self.lm, self.adapter,
+                sample_config(draft.rid(900 + retry), None, retry),
+                document=clip(draft.document, 2400), target_steps=draft.target_steps,
+                answer_type=draft.answer_type, answer_from=self.answer_from, feedback=feedback,
+                notes=render_notes(draft.notes, self.passage_chars, self.notes_chars),
+            )  # fmt: skip
 
-        return pair_with_retry(
-            predict,
-            notes,
-            trace,
-            meter,
-            lambda pred: {"type": "written", "reasoning": pred.reasoning},
-            answer_type,
+        return write_checked(
+            predict, draft, lambda pred: {"type": "written", "reasoning": pred.reasoning}
         )
 
 
-def pair_with_retry(
+def write_checked(
     predict: Callable[[int, str], tuple[Any, str | None]],
-    notes: list[dict[str, Any]],
-    trace: list[dict[str, Any]],
-    meter: Meter,
+    draft: Draft,
     describe: Callable[[Any], dict[str, Any]],
-    answer_type: str,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
     the second try) is recorded in the trace. No valid pair gives a GenResult without one."""
-    error, hint = None, ""
-    for retry in (0, 1):
+
+    def call(retry: int, hint: str) -> tuple[Any, str | None]:
         pred, err = predict(retry, hint)
         if err:
-            error = err
-            trace.append({"type": "parse_failure", "error": err})
-            continue
-        cand = candidate_from(pred, notes, answer_type)
+            draft.trace.append({"type": "parse_failure", "error": err})
+        return pred, err
+
+    def rules(pred: Any) -> str | None:
+        cand = candidate_from(pred, draft.notes, draft.answer_type)
         error = check_candidate(cand.question, cand.answer)
-        trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
-        if error is None:
-            return GenResult(cand, trace, notes, meter)
-        hint = error
-    return GenResult(None, trace, notes, meter, error)
+        draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
+        return error
 
-
-def _rid(rollout_id: int | None, step: int) -> int | None:
-    return None if rollout_id is None else rollout_id * 1000 + step
+    pred, errors = predict_twice(call, rules)
+    cand = candidate_from(pred, draft.notes, draft.answer_type) if pred is not None else None
+    return GenResult(
+        cand, draft.trace, draft.notes, draft.meter, errors[-1] if cand is None else None
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import Meter, safe_predict
+from modules.predict import Meter, safe_predict
 from modules.signatures import JudgeAnswer
 from modules.textnorm import best_match, gold_recall, normalize, numbers
 

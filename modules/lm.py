@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,6 @@ import dspy
 from modules.local_engine import EngineSpec, LocalEngine
 from modules.served_engine import ServedEngine
 from modules.settings import LOCAL_LM
-
-# Offline-safe defaults: never fetch LiteLLM's remote cost map or a hub model.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MAX_AUTO_SLOTS = 16  # each slot reserves n_ctx tokens of KV cache (~12 KB/token for 0.5B)
 

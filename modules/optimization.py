@@ -14,19 +14,18 @@ For GEPA the metric also returns feedback text ("too easy: solved in 1 search < 
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import dspy
 
-from modules.agent import SearchAgent, clip
+from modules.agent import SearchAgent
+from modules.attempts import Verifier, verdict
 from modules.generator import Candidate, Generator
-from modules.judge import Judge
+from modules.predict import clip
 from modules.reviser import Reviser
-from modules.sage import verdict
-from modules.solver import run_attempts
+from modules.seeding import stable_int
+from modules.status import Status
 
 MODULES = ("agent", "generator", "reviser")
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
@@ -34,8 +33,8 @@ _SHARED = ("retriever", "lm", "adapter")
 
 
 def rollout_of(key: str) -> int:
-    """A stable rollout id for an item (distinct, reproducible LM samples)."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:6], 16)
+    """A stable rollout id for an example (so every score samples the same rollouts)."""
+    return stable_int(key, digits=6)
 
 
 class Task(dspy.Module):
@@ -144,16 +143,6 @@ def build_task(
     raise ValueError(f"unknown module {which!r}: use one of {', '.join(MODULES)}")
 
 
-@dataclass
-class Verifier:
-    """Execution feedback: the search agent and the judge that score a task's output."""
-
-    agent: SearchAgent
-    judge: Judge
-    attempts: int = 1
-    temperature: float | None = 0.7
-
-
 class Metric:
     """The metric of one sub-module: a float, or dspy.Prediction(score, feedback) for GEPA.
 
@@ -201,16 +190,13 @@ class Metric:
         s = int(gold.target_steps)
         if cand is None:
             return 0.0, f"no valid pair: {getattr(pred, 'error', None) or 'generation failed'}"
-        v = self.verifier
         base = (int(gold.get("rollout", 0)) % 100_000) * 16 + 7
-        atts = run_attempts(
-            v.agent, v.judge, cand.question, [cand.answer], v.attempts, base, v.temperature
-        )
+        atts = self.verifier(cand.question, [cand.answer], base)
         status = verdict(atts, s)
         correct = sorted(a.n_searches for a in atts if a.correct)
-        if status == "accepted":
+        if status == Status.ACCEPTED:
             return 1.0, f"verified: solved correctly in {correct[0]} searches >= S={s}"
-        if status == "too_easy":
+        if status == Status.TOO_EASY:
             return 0.0, (
                 f"too easy: solved in {correct[0]} search(es) < S={s}; hide the entity the "
                 "agent searched for behind a description from another passage"

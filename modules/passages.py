@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,6 @@ class Passage:
     title: str
     text: str
     score: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def render(self) -> str:
-        """How a passage is shown to a model: '[id] Title: text'."""
-        return f"[{self.id}] {self.title}: {self.text}"
 
 
 @runtime_checkable

@@ -7,14 +7,16 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import Meter, clip, render_trajectory, safe_predict, sample_config
-from modules.generator import Candidate, Generator, GenResult, pair_with_retry
+from modules.agent import render_trajectory
+from modules.generator import Candidate, Draft, Generator, GenResult, write_checked
 from modules.generator import render_notes as _notes
+from modules.predict import clip, safe_predict, sample_config
 from modules.signatures import ReviseQA
+from modules.status import Status
 
 FEEDBACK = {
-    "too_easy": "Too easy: the search agent answered in fewer than {s} searches.",
-    "incorrect": "Incorrect: no search-agent attempt found the answer.",
+    Status.TOO_EASY: "Too easy: the search agent answered in fewer than {s} searches.",
+    Status.INCORRECT: "Incorrect: no search-agent attempt found the answer.",
 }
 
 
@@ -102,42 +104,34 @@ class Reviser(dspy.Module):
         history: list[dict[str, Any]] | None = None,
         rollout_id: int | None = None,
     ) -> GenResult:
-        meter, trace = Meter(), []
-        notes = [dict(n) for n in notes]
-        feedback = FEEDBACK[failure].format(s=target_steps)
-        answer_type = candidate.answer_type
+        draft = Draft(document, target_steps, candidate.answer_type,
+                      FEEDBACK[failure].format(s=target_steps), rollout_id,
+                      notes=[dict(n) for n in notes])  # fmt: skip
         if self.search:
-            self.generator.gather(
-                document, target_steps, feedback, notes, trace, meter, self.search_budget,
-                rollout_id, answer_type,
-            )  # fmt: skip
-        passage_chars = self.attempt_passage_chars
+            self.generator.gather(draft, self.search_budget)
 
         def predict(retry: int, hint: str) -> tuple[Any, str | None]:
+            current = candidate.render()
+            if hint:
+                current += f"\n(Your last revision broke a rule: {hint})"
             return safe_predict(
-                self.revise,
-                meter,
-                self.lm,
-                self.adapter,
+                self.revise, draft.meter, self.lm, self.adapter,
                 sample_config(rollout_id, None, retry),
-                document=clip(document, 2400),
-                target_steps=target_steps,
-                answer_type=answer_type,
-                answer_from=self.generator.answer_from,
-                failure=failure,
-                current=candidate.render()
-                + (f"\n(Your last revision broke a rule: {hint})" if hint else ""),
-                generator_trace=render_research([*research, *trace], notes, self.research_chars),
-                search_trace=render_attempt(best_attempt, passage_chars, self.attempt_chars),
+                document=clip(document, 2400), target_steps=target_steps,
+                answer_type=draft.answer_type, answer_from=self.generator.answer_from,
+                failure=failure, current=current,
+                generator_trace=render_research(
+                    [*research, *draft.trace], draft.notes, self.research_chars
+                ),
+                search_trace=render_attempt(
+                    best_attempt, self.attempt_passage_chars, self.attempt_chars
+                ),
                 previous_rounds=render_history(history or [], self.history_chars),
-                notes=_notes(notes, 1200, self.notes_chars),
-            )
+                notes=_notes(draft.notes, 1200, self.notes_chars),
+            )  # fmt: skip
 
-        return pair_with_retry(
+        return write_checked(
             predict,
-            notes,
-            trace,
-            meter,
+            draft,
             lambda pred: {"type": "revised", "failure": failure, "analysis": pred.analysis},
-            answer_type,
         )

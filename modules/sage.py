@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -11,12 +10,15 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import Meter, SearchAgent
+from modules.agent import SearchAgent
+from modules.attempts import Attempt, Verifier, best_attempt, fewest_searches, verdict
 from modules.generator import Candidate, Generator, GenResult
 from modules.judge import Judge
 from modules.passages import Retriever
+from modules.predict import Meter
 from modules.reviser import Reviser
-from modules.solver import Attempt, run_attempts
+from modules.seeding import stable_int
+from modules.status import REVISABLE, Status, seed_done
 
 STRATEGIES = ("feedback", "resample")
 
@@ -26,7 +28,7 @@ class RoundResult:
     """Everything one round produced; enough to resume from and to audit."""
 
     round: int
-    status: str  # accepted | too_easy | incorrect | generation_failed | discarded | unverified
+    status: Status
     target_steps: int
     mode: str  # generate | revise:too_easy | revise:incorrect | resample
     candidate: dict[str, Any] | None
@@ -36,9 +38,30 @@ class RoundResult:
     meter: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
-    @property
-    def correct_searches(self) -> list[int]:
-        return [a.n_searches for a in self.attempts if a.correct]
+    @classmethod
+    def of(
+        cls,
+        r: int,
+        mode: str,
+        gen: GenResult,
+        target_steps: int,
+        attempts: list[Attempt] | None = None,
+    ) -> RoundResult:
+        """The round: its pair (if one was written), judged attempts, verdict and cost."""
+        meter = Meter.total([gen.meter, *(Meter.of(a.meter) for a in attempts or [])])
+        if gen.candidate is None:
+            return cls(r, Status.GENERATION_FAILED, target_steps, mode, None,
+                       generator_trace=gen.trace, notes=gen.notes, meter=meter.to_dict(),
+                       error=gen.error)  # fmt: skip
+        return cls(r, verdict(attempts or [], target_steps), target_steps, mode,
+                   gen.candidate.to_dict(), attempts or [], gen.trace, gen.notes,
+                   meter.to_dict())  # fmt: skip
+
+    def close(self, keep_unverified: bool) -> None:
+        """The last round: a pair never verified is discarded (or kept, marked)."""
+        if self.status in (Status.INCORRECT, Status.GENERATION_FAILED):
+            keep = keep_unverified and self.candidate
+            self.status = Status.UNVERIFIED if keep else Status.DISCARDED
 
     def summary(self) -> dict[str, Any]:
         """The flat candidate row (see flows/metrics.py CANDIDATE_SCHEMA)."""
@@ -56,7 +79,7 @@ class RoundResult:
             "n_correct": n_correct,
             "pass_at_k": n_correct > 0,
             "avg_at_k": n_correct / k if k else None,
-            "min_searches": min(self.correct_searches) if n_correct else None,
+            "min_searches": best.n_searches if (best := fewest_searches(self.attempts)) else None,
             "mean_searches": sum(a.n_searches for a in self.attempts) / k if k else None,
             "lm_calls": int(self.meter.get("lm_calls", 0)),
             "tokens": int(self.meter.get("tokens", 0)),
@@ -79,7 +102,7 @@ class RoundResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoundResult:
         d = dict(d)
-        d["attempts"] = [Attempt(**a) for a in d.get("attempts") or []]
+        d["attempts"] = [Attempt.from_dict(a) for a in d.get("attempts") or []]
         return cls(**d)
 
 
@@ -87,33 +110,10 @@ class RoundResult:
 class SageResult:
     rounds: list[RoundResult]
 
-    @property
-    def final(self) -> RoundResult | None:
-        return self.rounds[-1] if self.rounds else None
 
-    @property
-    def accepted(self) -> bool:
-        return bool(self.rounds) and self.rounds[-1].status == "accepted"
-
-
-def verdict(attempts: list[Attempt], target_steps: int) -> str:
-    """accepted (pass@K and min searches among correct >= S), too_easy, or incorrect."""
-    correct = [a.n_searches for a in attempts if a.correct]
-    if not correct:
-        return "incorrect"
-    return "accepted" if min(correct) >= target_steps else "too_easy"
-
-
-def best_attempt(attempts: list[Attempt], rng: random.Random) -> Attempt | None:
-    """The correct attempt with fewest searches, else a random one (the paper's choice)."""
-    correct = [a for a in attempts if a.correct]
-    if correct:
-        return min(correct, key=lambda a: (a.n_searches, a.index))
-    return rng.choice(attempts) if attempts else None
-
-
-def _seed_int(*parts: Any) -> int:
-    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+def finished(done: list[RoundResult], rounds: int) -> bool:
+    """Whether a seed needs no more rounds (see ``modules.status.seed_done``)."""
+    return bool(done) and seed_done(done[-1].status, done[-1].round, rounds)
 
 
 class Sage(dspy.Module):
@@ -148,13 +148,10 @@ class Sage(dspy.Module):
         self.agent_temperature = agent_temperature
         self.attempt_workers = max(1, attempt_workers)
 
-    # -- one round ------------------------------------------------------------------------
-    def run_attempts(self, cand: Candidate, k: int, base: int) -> list[Attempt]:
+    def verify(self, cand: Candidate, k: int, rollout: int) -> list[Attempt]:
         """K judged attempts at the candidate question (distinct rollout ids)."""
-        return run_attempts(
-            self.agent, self.judge, cand.question, [cand.answer], k, base,
-            self.agent_temperature, self.attempt_workers,
-        )  # fmt: skip
+        verifier = Verifier(self.agent, self.judge, k, self.agent_temperature, self.attempt_workers)
+        return verifier(cand.question, [cand.answer], rollout * 16)
 
     def _produce(
         self,
@@ -172,7 +169,7 @@ class Sage(dspy.Module):
             prev is None
             or strategy == "resample"
             or prev.candidate is None
-            or prev.status not in ("too_easy", "incorrect")
+            or prev.status not in REVISABLE
         )
         if regenerate:
             mode = "generate" if prev is None else "resample"
@@ -192,7 +189,6 @@ class Sage(dspy.Module):
             rollout_id=rollout,
         )
 
-    # -- the loop ---------------------------------------------------------------------------
     def forward(
         self,
         document: str,
@@ -206,55 +202,24 @@ class Sage(dspy.Module):
         doc_id: str = "seed",
         answer_type: str = "entity",
     ) -> SageResult:
-        """Run rounds 0..R for one seed document; ``resume_from`` skips finished rounds."""
+        """Algorithm 1 for one seed document: write a pair for target S, let the agent try
+        it K times, judge; accept it, or revise it with the traces (``feedback``) or write
+        a new one (``resample``), for up to R more rounds. ``resume_from``: finished rounds."""
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         done = list(resume_from or [])
-        rng = random.Random(_seed_int(seed, "best"))
-        if done and (
-            done[-1].status in ("accepted", "discarded", "unverified") or done[-1].round >= rounds
-        ):
-            return SageResult(done)
-        for r in range(len(done), rounds + 1):
-            rollout = _seed_int(seed, r) % 100_000
+        rng = random.Random(stable_int(seed, "best"))
+        while not finished(done, rounds):
+            r = len(done)
+            rollout = stable_int(seed, r) % 100_000
             mode, gen = self._produce(
                 document, target_steps, strategy, done, rng, rollout, doc_id, answer_type
             )
-            meter = Meter()
-            meter.add(gen.meter)
-            if gen.candidate is None:
-                rr = RoundResult(
-                    r,
-                    "generation_failed",
-                    target_steps,
-                    mode,
-                    None,
-                    generator_trace=gen.trace,
-                    notes=gen.notes,
-                    meter=meter.to_dict(),
-                    error=gen.error,
-                )
-            else:
-                atts = self.run_attempts(gen.candidate, attempts, rollout * 16)
-                for a in atts:
-                    meter.add(Meter(**{k: v for k, v in a.meter.items() if k != "tokens"}))
-                status = verdict(atts, target_steps)
-                rr = RoundResult(
-                    r,
-                    status,
-                    target_steps,
-                    mode,
-                    gen.candidate.to_dict(),
-                    atts,
-                    gen.trace,
-                    gen.notes,
-                    meter.to_dict(),
-                )
-            if r == rounds and rr.status in ("incorrect", "generation_failed"):
-                rr.status = "unverified" if self.keep_unverified and rr.candidate else "discarded"
+            atts = self.verify(gen.candidate, attempts, rollout) if gen.candidate else []
+            rr = RoundResult.of(r, mode, gen, target_steps, atts)
+            if r == rounds:
+                rr.close(self.keep_unverified)
             done.append(rr)
             if on_round is not None:
                 on_round(rr)
-            if rr.status == "accepted":
-                break
         return SageResult(done)

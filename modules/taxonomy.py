@@ -9,7 +9,7 @@ from typing import Any, get_args
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import Meter, safe_predict
+from modules.predict import Meter, predict_twice, safe_predict
 from modules.reviser import render_attempt
 from modules.signatures import (
     IncorrectCause,
@@ -19,6 +19,7 @@ from modules.signatures import (
     TagTooEasy,
     TooEasyCause,
 )
+from modules.status import Status
 
 TOO_EASY_CAUSES: tuple[str, ...] = get_args(TooEasyCause)
 INCORRECT_CAUSES: tuple[str, ...] = get_args(IncorrectCause)
@@ -51,12 +52,11 @@ class Tagger(dspy.Module):
         self.reasoning = dspy.Predict(TagReasoning)
 
     def _predict(self, predictor: dspy.Predict, meter: Meter, **inputs: Any) -> Any:
-        for retry in (0, 1):
+        def call(retry: int, _hint: str) -> tuple[Any, str | None]:
             cfg = {"rollout_id": 1000 + retry, "temperature": 0.7} if retry else None
-            pred, _err = safe_predict(predictor, meter, self.lm, self.adapter, cfg, **inputs)
-            if pred is not None:
-                return pred
-        return None
+            return safe_predict(predictor, meter, self.lm, self.adapter, cfg, **inputs)
+
+        return predict_twice(call)[0]
 
     def failure(
         self, kind: str, candidate: dict[str, Any], target_steps: int, attempt: dict | None
@@ -67,11 +67,11 @@ class Tagger(dspy.Module):
             "question": candidate.get("question") or "",
             "answer": candidate.get("answer") or "",
             "plan": render_plan(candidate),
-            "search_trace": render_attempt(attempt, 1800),
+            "search_trace": render_attempt(attempt, 160, 1800),
         }
-        if kind == "too_easy":
+        if kind == Status.TOO_EASY:
             pred = self._predict(self.too_easy, meter, target_steps=target_steps, **common)
-        elif kind == "incorrect":
+        elif kind == Status.INCORRECT:
             pred = self._predict(self.incorrect, meter, **common)
         else:
             raise ValueError(f"unknown failure kind {kind!r}")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import DEMO_CORPUS, SAGE, clean_env
 
 # Prefect's ephemeral API logs "Stopping temporary server" from an exit hook, after pytest
 # has closed the streams its log handlers write to; without this every run ends in a
 # "ValueError: I/O operation on closed file" traceback that hides the real summary.
 logging.raiseExceptions = False
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_CORPUS = REPO / "flows" / "demo_data" / "corpus.jsonl"
-DEMO_QUESTIONS = REPO / "flows" / "demo_data" / "questions.jsonl"
 MODELS_DIR = Path(os.environ.get("SAGE_MODELS_DIR", Path.home() / ".cache" / "sage" / "models"))
 
 
@@ -34,3 +36,29 @@ def local_lm(models_dir):
     from modules.lm import LMConfig, build_lm
 
     return build_lm(LMConfig(model="local", models_dir=models_dir, cache=False, temperature=0.0))
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory, models_dir) -> Path:
+    """The demo corpus indexed once per test session (`sage index`, collection `demo`): the
+    ``qdrant`` folder of a data dir. Tests use a private copy (``indexed_workdir``)."""
+    wd = tmp_path_factory.mktemp("demo-index")
+    res = subprocess.run(
+        [SAGE, "index", str(DEMO_CORPUS), "--collection", "demo", "--json"],
+        cwd=wd, capture_output=True, text=True, timeout=600, env=clean_env(),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    return wd / ".sage" / "qdrant"
+
+
+@pytest.fixture(scope="session")
+def indexed_workdir(demo_index, tmp_path_factory) -> Callable[..., Path]:
+    """``make(name)`` -> a new working directory whose data dir (``.sage``) holds a copy of
+    the indexed demo corpus; ``make(name, into=path)`` copies it into ``path`` instead."""
+
+    def make(name: str = "wd", into: Path | None = None) -> Path:
+        wd = into or tmp_path_factory.mktemp(name)
+        shutil.copytree(demo_index, wd / ".sage" / "qdrant")
+        return wd
+
+    return make

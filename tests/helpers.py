@@ -1,4 +1,5 @@
-"""Test fixtures for the DSPy-module tests: a tiny in-memory retriever and a scripted LM.
+"""Test helpers: the repository's paths, a tiny in-memory retriever, scripted LMs and the one
+way to plug them into the flows.
 
 `OverlapRetriever` is a test fixture (BM25 over an in-memory list of passages), not a mock
 of Qdrant: it lets the module tests run without an index. `ScriptedLM` is DSPy's DummyLM
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,20 @@ import dspy
 from dspy.utils.dummies import DummyLM
 
 from modules.passages import Passage
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = REPO / "flows" / "data" / "demo" / "corpus.jsonl"
+DEMO_QUESTIONS = REPO / "flows" / "data" / "demo" / "questions.jsonl"
+DRIVER = REPO / "tests" / "drivers" / "scripted_generate.py"
+SAGE = str(Path(sys.executable).parent / "sage")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without SAGE_* settings, unbuffered (for `sage` children)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
 
 _WORD = re.compile(r"\w+")
 _STOP = set(
@@ -177,3 +194,25 @@ def demo_agent_rule(prompt: str) -> dict[str, Any]:
     if "searches_left" in prompt:
         return {"reasoning": "scripted", "action": "answer", "text": "Ferrin Vashti"}
     return {"reasoning": "scripted", "answer": "Ferrin Vashti"}
+
+
+def tag_rule(prompt: str) -> dict[str, Any]:
+    """Scripted LM for validation: fixed tags, else the scripted demo agent/judge."""
+    if "reasoning_types" in prompt:
+        return {"reasoning_types": ["bridging", "temporal"]}
+    if "overly_specific_question" in prompt:
+        return {"cause": "overly_specific_question", "explanation": "scripted"}
+    if "retrieval_failure" in prompt:
+        return {"cause": "retrieval_failure", "explanation": "scripted"}
+    return demo_agent_rule(prompt)
+
+
+def plug_lms(monkeypatch: Any, lms: Any) -> None:
+    """Give the flows scripted LMs: one for every role, or a ``{role: LM}`` map (through
+    ``flows.engine.runtime.role_lm``, the one place flows get their LMs)."""
+    from flows.engine import runtime
+
+    def role_lm(_settings: Any, role: str, _in_flight: int = 1) -> Any:
+        return lms[role] if isinstance(lms, dict) else lms
+
+    monkeypatch.setattr(runtime, "role_lm", role_lm)

@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dspy import lm15  # noqa: E402
 
-import flows.runtime as runtime  # noqa: E402
-from flows.api_server import temporary_api  # noqa: E402
-from flows.generate import generate_dataset  # noqa: E402
+import flows.engine.runtime as runtime  # noqa: E402
+from flows.engine.api_server import temporary_api  # noqa: E402
+from flows.generate import GenerateParams, generate_dataset  # noqa: E402
 from tests.helpers import RuleLM, demo_agent_rule, demo_generator_rule  # noqa: E402
 
 
@@ -34,19 +34,13 @@ def main() -> None:
         "agent": RuleLM(agent_rule, delay),
         "judge": RuleLM(demo_agent_rule, delay),
     }
-    roles = iter(["generator", "agent", "judge"])
-    runtime.build_lm = lambda _cfg: lms[next(roles)]
+    runtime.role_lm = lambda _settings, role, _in_flight=1: lms[role]
     with temporary_api():  # as the sage CLI does: the API dies with this process
-        out = generate_dataset(
-            collection="demo",
-            seeds=seeds,
-            steps="1-2",
-            rounds=1,
-            attempts=2,
-            run_id=run_id,
-            max_searches=3,
-            generator_searches=2,
-        )
+        params = GenerateParams(
+            collection="demo", seeds=seeds, steps="1-2", rounds=1, attempts=2, run_id=run_id,
+            max_searches=3, generator_searches=2,
+        )  # fmt: skip
+        out = generate_dataset(params)
     print("ACCEPTED", out["accepted"], "FAILURES_LEFT", failures["left"])
 
 

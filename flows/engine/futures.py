@@ -1,0 +1,45 @@
+"""Waiting on Prefect task futures without deafening the process to SIGTERM/SIGINT.
+
+A main thread blocked in ``future.result()`` only notices a signal when the kernel happens
+to deliver it to that thread; otherwise it waits for the task (minutes with a local LLM).
+Waking up every ``poll`` seconds lets Python run the signal handlers (Prefect's SIGTERM
+bridge, KeyboardInterrupt) promptly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any
+
+
+def result(fut: Any, poll: float = 0.5) -> Any:
+    """``fut.result()``, interruptible by signals."""
+    wrapped = getattr(fut, "wrapped_future", None)
+    if hasattr(wrapped, "done"):  # a thread's or a Dask future
+        while not wrapped.done():
+            fut.wait(timeout=poll)
+    return fut.result()
+
+
+def first_done(futs: list[Any], poll: float = 0.5) -> Any:
+    """The first of ``futs`` to finish (interruptible by signals like ``result``): Prefect
+    futures of the thread runner or of prefect-dask's DaskTaskRunner (whose client is not
+    the process's default one, so ``distributed.wait`` cannot be used: a done-callback per
+    future wakes the wait instead)."""
+    wrapped = {f: getattr(f, "wrapped_future", None) for f in futs}
+    woken = threading.Event()
+    for w in wrapped.values():
+        if w is not None and not isinstance(w, concurrent.futures.Future):
+            w.add_done_callback(lambda _: woken.set())
+    while True:
+        for f, w in wrapped.items():
+            if w is None or w.done():
+                return f
+        plain = [w for w in wrapped.values() if isinstance(w, concurrent.futures.Future)]
+        if len(plain) == len(wrapped):
+            concurrent.futures.wait(
+                plain, timeout=poll, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+        else:
+            woken.wait(poll)

@@ -1,0 +1,149 @@
+"""Turning checkpointed rounds into the run's dataset, candidates, traces, metrics and report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import polars as pl
+
+from flows.reports.html import write_html_report
+from flows.runs.metrics import candidates_frame, compute_metrics
+from flows.reports.markdown import write_report
+from flows.runs.store import RunStore, rounds_in_order
+from modules.status import Status, seed_done
+
+DATASET_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "question": pl.String(),
+    "answer": pl.String(),
+    "answer_type": pl.String(),
+    "target_steps": pl.Int64(),
+    "min_searches": pl.Int64(),
+    "pass_at_k": pl.Boolean(),
+    "n_correct": pl.Int64(),
+    "attempts": pl.Int64(),
+    "avg_at_k": pl.Float64(),
+    "round_accepted": pl.Int64(),
+    "seed_doc_id": pl.String(),
+    "supporting_ids": pl.List(pl.String()),
+    "verified": pl.Boolean(),
+    "relaxed": pl.Boolean(),
+}
+RELAXED_MIN_SEARCHES = 2  # the SAGE code's --min_search_step for its relaxed last round
+
+
+def summary_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint record without its traces (``detail``)."""
+    return {k: v for k, v in record.items() if k != "detail"}
+
+
+def group_rounds(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Checkpoint records by seed, in round order, one record per round (first wins)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        out[rec["seed_id"]].append(rec)
+    return {sid: rounds_in_order(rs) for sid, rs in out.items()}
+
+
+def seed_finished(rounds: list[dict[str, Any]], params: Any) -> bool:
+    return bool(rounds) and seed_done(rounds[-1]["status"], int(rounds[-1]["round"]), params.rounds)
+
+
+def count_accepted(done: dict[str, list[dict[str, Any]]]) -> int:
+    return sum(1 for rs in done.values() if rs and rs[-1]["status"] == Status.ACCEPTED)
+
+
+def kept_status(last: dict[str, Any], params: Any) -> str | None:
+    """Why a seed's last round enters the dataset: accepted, unverified (kept on request) or
+    relaxed (the SAGE code's last round: solved in the final round, too easy included, with
+    at least 2 searches); None when it does not."""
+    if last["status"] == Status.ACCEPTED:
+        return Status.ACCEPTED
+    if last["status"] == Status.UNVERIFIED and params.keep_unverified:
+        return Status.UNVERIFIED
+    relaxed = getattr(params, "relaxed_final_round", False)
+    if (
+        relaxed
+        and last["status"] == Status.TOO_EASY
+        and int(last["round"]) >= params.rounds
+        and (last.get("min_searches") or 0) >= RELAXED_MIN_SEARCHES
+    ):
+        return "relaxed"
+    return None
+
+
+def question_key(question: str | None) -> str:
+    """Exact-duplicate key of a question: whitespace and case folded."""
+    return " ".join(str(question or "").split()).casefold()
+
+
+def dataset_rows(done: dict[str, list[dict[str, Any]]], params: Any) -> tuple[list[dict], int]:
+    """The dataset items in seed order, and how many exact-duplicate questions were dropped
+    (the first occurrence is kept, as the SAGE code does)."""
+    rows, seen, dropped = [], set(), 0
+    for sid, rs in sorted(done.items()):
+        last = rs[-1] if rs else None
+        why = kept_status(last, params) if last else None
+        if why is None:
+            continue
+        key = question_key(last["question"])
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        rows.append(
+            {
+                "id": f"{last['run_id']}:{sid}",
+                "question": last["question"],
+                "answer": last["answer"],
+                "answer_type": last.get("answer_type"),
+                "target_steps": last["target_steps"],
+                "min_searches": last.get("min_searches"),
+                "pass_at_k": bool(last.get("pass_at_k")),
+                "n_correct": last.get("n_correct"),
+                "attempts": last.get("attempts"),
+                "avg_at_k": last.get("avg_at_k"),
+                "round_accepted": last["round"],
+                "seed_doc_id": last["doc_id"],
+                "supporting_ids": last.get("supporting_ids") or [],
+                "verified": why != Status.UNVERIFIED,
+                "relaxed": why == "relaxed",
+            }
+        )
+    return rows, dropped
+
+
+def _traces(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One trace line per round, the first record of a round winning, as in group_rounds."""
+    seen: set[tuple[str, int]] = set()
+    for r in records:
+        key = (r["seed_id"], int(r["round"]))
+        if key not in seen:
+            seen.add(key)
+            yield {"seed_id": r["seed_id"], "round": r["round"], "status": r["status"],
+                   **(r.get("detail") or {})}  # fmt: skip
+
+
+def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
+    """Rebuild every derived artifact from the checkpoints (idempotent). The log is streamed:
+    only round summaries are held in memory, traces go straight to traces.jsonl."""
+    done = group_rounds(summary_of(r) for r in store.iter_records())
+    flat = [r for rs in done.values() for r in rs]
+    cands = candidates_frame(flat)
+    store.write_parquet("candidates.parquet", cands)
+    rows, duplicates = dataset_rows(done, params)
+    data = pl.DataFrame(rows, schema=DATASET_SCHEMA)
+    store.write_parquet("dataset.parquet", data)
+    store.write_jsonl("dataset.jsonl", rows)
+    store.write_jsonl("traces.jsonl", _traces(store.iter_records()))
+    metrics = compute_metrics(cands, params.rounds)
+    metrics["planned_seeds"] = len(plan)
+    metrics["processed_seeds"] = len(done)
+    metrics["duplicate_questions_dropped"] = duplicates
+    store.write_json("metrics.json", metrics)
+    write_report(store.path, store.read_manifest(), metrics)
+    write_html_report(store.path)
+    store.mark_latest()
+    return {"accepted": len(rows), "metrics": metrics}

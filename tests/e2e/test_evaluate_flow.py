@@ -1,0 +1,101 @@
+"""The evaluate flow: real Prefect, embedded Qdrant and fastembed.
+
+The resume test drives the agent with a scripted LM (RuleLM, named as such); the HotpotQA
+test runs the real local model over a real index of the shared Wikipedia paragraphs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.evaluate import ATTEMPT_SCHEMA, EvaluateParams, compare_evaluations, evaluate_agent
+from modules.errors import SageError
+from tests.helpers import REPO, SAGE, RuleLM, clean_env, demo_agent_rule, plug_lms
+
+HOTPOT = REPO.parent / "shared" / "data" / "qa" / "hotpotqa_dev_250.jsonl"
+
+
+def _index(wd: Path, corpus: Path, collection: str) -> None:
+    res = subprocess.run(
+        [SAGE, "index", str(corpus), "--collection", collection, "--json"],
+        cwd=wd, capture_output=True, text=True, timeout=900, env=clean_env(),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_evaluate_scores_groups_and_resumes_without_redoing(tmp_path, indexed_workdir, monkeypatch):
+    indexed_workdir(into=tmp_path)
+    qa = tmp_path / "qa.jsonl"
+    rows = [  # the scripted agent always answers "Ferrin Vashti" after one search
+        {"id": "a", "question": "Who led the first ascent of Mount Oskarrow?",
+         "answer": "Ferrin Vashti", "hops": 2},
+        {"id": "b", "question": "Who founded Brennick?", "answer": "Osric Tarn", "hops": 2},
+        {"id": "c", "question": "Which vessel was Vashti's?", "answer": "x", "aliases": ["Vashti"],
+         "hops": 3},
+    ]  # fmt: skip
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lm = RuleLM(demo_agent_rule)
+    plug_lms(monkeypatch, lm)
+    monkeypatch.chdir(tmp_path)
+    params = EvaluateParams(dataset=str(qa), fmt="qa", collection="demo", attempts=2, run_id="ev",
+                            limit=3)  # fmt: skip
+    s = evaluate_agent(params)
+    run = Path(s["run_dir"])
+    df = pl.read_parquet(run / "evaluation.parquet")
+    assert df.schema == pl.Schema(ATTEMPT_SCHEMA) and df.height == 6
+    o = s["metrics"]["overall"]
+    # a: exact; b: wrong (judge LLM says yes, the overlap guard refuses); c: f1 via alias
+    assert dict(zip(df["qid"], df["correct"], strict=False)) == {"a": True, "b": False, "c": True}
+    assert o["accuracy"] == round(2 / 3, 3) and o["mean_searches"] == 1.0
+    assert o["step_parse_rate"] == 1.0 and o["lm_calls_per_attempt"] >= 2
+    groups = {g["group"]: g for g in s["metrics"]["by_group"]}
+    assert groups["2hop"]["accuracy"] == 0.5 and groups["3hop"]["accuracy"] == 1.0
+    assert (run / "eval_report.md").read_text().count("| 2hop |") == 1
+    calls = len(lm.prompts)
+    s2 = evaluate_agent(params)
+    assert s2["resumed"] and len(lm.prompts) == calls  # nothing redone
+    assert "| qa.jsonl (qa) | 3 | 0.667 |" in compare_evaluations([run])
+    with pytest.raises(SageError, match="attempts=2, not 1"):
+        evaluate_agent(params.model_copy(update={"attempts": 1, "limit": None}))
+
+
+@pytest.mark.llm
+@pytest.mark.skipif(not HOTPOT.exists(), reason="needs ../shared/data (benchmark data)")
+def test_local_model_on_ten_hotpotqa_questions_over_a_real_index(tmp_path, models_dir):
+    """Index the Wikipedia paragraphs of 10 HotpotQA dev questions (gold and distractors),
+    then evaluate the local model on them through `sage evaluate`."""
+    corpus = tmp_path / "paragraphs.jsonl"
+    seen: set[str] = set()
+    with corpus.open("w") as out:
+        for line in HOTPOT.read_text().splitlines()[:10]:
+            for c in json.loads(line)["contexts"]:
+                if c["title"] not in seen:
+                    seen.add(c["title"])
+                    out.write(json.dumps({"id": c["title"], "title": c["title"],
+                                          "text": c["paragraph_text"]}) + "\n")  # fmt: skip
+    _index(tmp_path, corpus, "hotpot")
+    res = subprocess.run(
+        [SAGE, "evaluate", str(HOTPOT), "--format", "hotpotqa", "--collection", "hotpot",
+         "--limit", "10", "--max-searches", "2", "--run-id", "hp", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=3000, env=clean_env(),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads(res.stdout)
+    o = s["metrics"]["overall"]
+    df = pl.read_parquet(Path(s["run_dir"]) / "evaluation.parquet")
+    assert o["questions"] == 10 == df["qid"].n_unique() and df.height == 10
+    assert df["n_searches"].max() <= 2 and df["step_calls"].min() >= 1
+    assert 0.0 <= o["step_parse_rate"] <= 1.0 and 0.0 <= o["accuracy"] <= 1.0
+    assert o["accuracy"] == round(df["correct"].mean(), 3)
+    assert df["seconds"].min() > 0 and df["lm_calls"].min() >= 1
+    traces = [json.loads(x) for x in (Path(s["run_dir"]) / "traces.jsonl").read_text().splitlines()]
+    searches = [
+        t for r in traces for a in r["attempts"] for t in a["trace"] if t["type"] == "search"
+    ]
+    assert all(len(t["passages"]) <= 3 for t in searches)
+    assert {p["title"] for t in searches for p in t["passages"]} <= seen

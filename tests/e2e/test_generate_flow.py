@@ -1,0 +1,186 @@
+"""The generate flow end to end: real Prefect (ephemeral), real embedded Qdrant, real fastembed.
+
+One test uses the real local LLM; the kill/resume and retry tests drive the same real flow
+with scripted LMs (tests/drivers/scripted_generate.py) so they are fast and deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.runs.export import export_run
+from flows.runs.finalise import DATASET_SCHEMA
+from flows.runs.metrics import CANDIDATE_SCHEMA
+from tests.helpers import DRIVER, SAGE, clean_env
+
+
+@pytest.fixture(scope="module")
+def workdir(indexed_workdir) -> Path:
+    """A working directory whose embedded Qdrant holds the demo corpus as collection 'demo'."""
+    return indexed_workdir("gen")
+
+
+def _driver(wd: Path, run_id: str, delay: float, fail_first: int, seeds: int = 3):
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), run_id, str(delay), str(fail_first), str(seeds)],
+        cwd=wd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(workdir):
+    """kill -9 loses no finished round, leaves no process behind (the temporary Prefect
+    API dies with its parent), and the re-run resumes without redoing a round."""
+    import psutil
+
+    ckpt = workdir / "runs" / "kill" / "checkpoints.jsonl"
+    proc = _driver(workdir, "kill", delay=0.4, fail_first=0, seeds=4)
+    deadline = time.time() + 240
+    while len(_lines(ckpt)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed: raise the delay"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("uvicorn" in " ".join(c.cmdline()) for c in children)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind after kill -9: {[c.cmdline() for c in alive]}"
+    before = _lines(ckpt)
+    assert len(before) >= 2
+    proc = _driver(workdir, "kill", delay=0.0, fail_first=0, seeds=4)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    after = _lines(ckpt)
+    assert after[: len(before)] == before  # nothing rewritten or lost
+    keys = [(json.loads(x)["seed_id"], json.loads(x)["round"]) for x in after]
+    assert len(keys) == len(set(keys)), "a round was redone after resume"
+    assert {k[0] for k in keys} == {f"s{i:05d}" for i in range(4)}
+    manifest = json.loads((workdir / "runs" / "kill" / "manifest.json").read_text())
+    assert manifest["resumed"] == 1
+
+
+def test_sigterm_exits_at_once_and_the_run_resumes(workdir):
+    """SIGTERM while a seed is in flight (each scripted LM call sleeps 3 s) leaves at once,
+    takes the ephemeral Prefect API down with it, and the run then resumes to completion."""
+    import psutil
+
+    ckpt = workdir / "runs" / "term" / "checkpoints.jsonl"
+    proc = _driver(workdir, "term", delay=3.0, fail_first=0, seeds=2)
+    deadline = time.time() + 240
+    while not _lines(ckpt) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None and _lines(ckpt), "no round was checkpointed before the signal"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert time.time() - t0 < 15, "SIGTERM waited for the seed in flight"
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "sage: terminated" in out
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind: {[c.cmdline() for c in alive]}"
+    proc = _driver(workdir, "term", delay=0.0, fail_first=0, seeds=2)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    seeds = {json.loads(x)["seed_id"] for x in _lines(ckpt)}
+    assert seeds == {"s00000", "s00001"}
+
+
+def test_transient_lm_failure_is_retried_by_the_task(workdir):
+    proc = _driver(workdir, "retry", delay=0.0, fail_first=2, seeds=1)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Retry 1/3" in out and "FAILURES_LEFT 0" in out
+    rounds = _lines(workdir / "runs" / "retry" / "checkpoints.jsonl")
+    assert rounds and json.loads(rounds[-1])["status"] in ("accepted", "too_easy")
+
+
+@pytest.mark.llm
+def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir):
+    res = subprocess.run(
+        [
+            SAGE,
+            "generate",
+            "--collection",
+            "demo",
+            "--seeds",
+            "1",
+            "--attempts",
+            "2",
+            "--rounds",
+            "1",
+            "--steps",
+            "2",
+            "--max-searches",
+            "2",
+            "--generator-searches",
+            "1",
+            "--run-id",
+            "real",
+            "--json",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=clean_env(),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{") :])
+    run = Path(summary["run_dir"])
+    for name in (
+        "dataset.parquet",
+        "candidates.parquet",
+        "traces.jsonl",
+        "manifest.json",
+        "metrics.json",
+        "report.md",
+        "plot_rounds.png",
+    ):
+        assert (run / name).stat().st_size > 0, name
+    accepted = (run / "dataset.jsonl").read_text().splitlines()  # empty when nothing passed
+    assert len(accepted) == summary["accepted"]
+    assert pl.read_parquet(run / "dataset.parquet").schema == pl.Schema(DATASET_SCHEMA)
+    cands = pl.read_parquet(run / "candidates.parquet")
+    assert cands.schema == pl.Schema(CANDIDATE_SCHEMA) and cands.height >= 1
+    assert set(cands["status"]) <= {
+        "accepted",
+        "too_easy",
+        "incorrect",
+        "generation_failed",
+        "discarded",
+        "unverified",
+    }
+    traces = [json.loads(x) for x in _lines(run / "traces.jsonl")]
+    assert len(traces) == cands.height
+    for t in traces:  # every attempt that ran has a trace and a bounded search count
+        for a in t["attempts"]:
+            assert a["trace"] and 0 <= a["n_searches"] <= 2
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["collection_version"].startswith("demo@")
+    assert manifest["packages"]["dspy"] and "api_key" not in json.dumps(manifest["settings"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["per_round"]] == [0, 1]
+    assert metrics["cost"]["lm_calls"] == int(cands["lm_calls"].sum()) > 0
+    assert (workdir / "runs" / "latest").resolve() == run.resolve()
+    out = export_run(run, "searchr1")
+    rl = pl.read_parquet(out["paths"]["train"])
+    assert rl.columns == ["id", "question", "golden_answers", "data_source", "prompt",
+                          "ability", "reward_model", "extra_info"]  # fmt: skip
+    assert rl.height == pl.read_parquet(run / "dataset.parquet").height

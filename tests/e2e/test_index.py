@@ -1,0 +1,132 @@
+"""index_corpus end to end: real embedded Qdrant (Edge), real fastembed, real Prefect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+
+from modules import store
+from modules.errors import SageError
+
+DOCS = {
+    "volcano": ("Mount Arvel", "Mount Arvel is an active volcano that last erupted in 1921."),
+    "river": ("Lissen River", "The Lissen River flows through the capital and feeds the lake."),
+    "bread": ("Saltbread", "Saltbread is a flat loaf baked with sea salt in clay ovens."),
+    "ferry": ("Northern ferry", "A ferry links the two islands every morning at six o'clock."),
+    "choir": ("Harbour choir", "The harbour choir sings old sailing songs each midsummer."),
+}
+
+
+def _write(path: Path, docs: dict[str, tuple[str, str]], bad: bool = False) -> Path:
+    lines = [json.dumps({"id": k, "title": t, "text": x}) for k, (t, x) in docs.items()]
+    if bad:
+        lines += ['{"id": "broken", "text": ', json.dumps({"id": "empty", "text": ""})]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, models_dir: Path):
+    from modules.settings import Settings
+
+    root = tmp_path_factory.mktemp("index")
+    settings = Settings(data_dir=root / "data", models_dir=models_dir, collection="t")
+    yield root, settings
+    store.close_store(settings.qdrant_location)
+
+
+def _run(settings, path: Path, **kw):
+    from flows.index import IndexParams, index_corpus
+
+    overrides = {k: str(getattr(settings, k)) for k in ("data_dir", "models_dir", "collection")}
+    params = IndexParams(path=str(path), chunk_words=12, overlap_words=4, **kw)
+    return index_corpus(params, overrides)
+
+
+def test_index_incremental_alias_and_search(env) -> None:
+    from modules.retriever import open_retriever
+
+    root, settings = env
+    corpus = _write(root / "c.jsonl", DOCS, bad=True)
+    with pytest.raises(SageError, match=r"c\.jsonl:6: field '\*': malformed JSON"):
+        _run(settings, corpus)
+
+    first = _run(settings, corpus, on_error="skip")
+    assert (first["documents"], first["rejects"], first["embedded"]) == (5, 2, first["passages"])
+    assert first["passages"] == 5  # every text fits one 12-word window
+    rejects = [json.loads(x) for x in Path(first["rejects_file"]).read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in rejects] == [(6, "*"), (7, "text")]
+    vs = store.open_store(settings.qdrant_location)
+    assert vs.alias_target("t") == first["version"]
+    assert vs.count(store.resolve(vs, "t")) == first["passages"]
+
+    again = _run(settings, corpus, on_error="skip")  # idempotent: nothing embedded, same version
+    assert again["version"] == first["version"] and again["embedded"] == 0
+    assert vs.count(store.resolve(vs, "t")) == first["passages"]
+
+    changed = dict(DOCS)
+    del changed["choir"]
+    changed["river"] = ("Lissen River", "The Lissen River is frozen for three months a year.")
+    changed["mine"] = ("Copper mine", "The old copper mine at Dunmarra closed in 1962.")
+    second = _run(settings, _write(root / "c.jsonl", changed))
+    assert second["version"] != first["version"] and second["previous"] == first["version"]
+    assert (second["embedded"], second["reused"], second["deleted"]) == (2, 3, 2)
+    assert vs.alias_target("t") == second["version"]
+    assert vs.count(second["version"]) == 5
+    assert vs.is_complete(first["version"])  # kept (keep_versions=2)
+    docs = {p.payload["doc_id"] for b in vs.scroll(second["version"]) for p in b}
+    assert docs == {"volcano", "river", "bread", "ferry", "mine"}
+
+    hybrid = open_retriever(settings, "t", mode="hybrid", k=3)
+    hits = hybrid.search("When did the volcano last erupt?")
+    assert hits[0].doc_id == "volcano" and hits[0].title == "Mount Arvel" and len(hits) == 3
+    assert hits[0].id.startswith("volcano#0-")
+    assert hybrid.search("copper mine closed", k=1)[0].doc_id == "mine"
+    assert open_retriever(settings, "t", mode="sparse").search("frozen months")[0].doc_id == "river"
+    assert open_retriever(settings, "t", mode="dense").search("baking loaves")[0].doc_id == "bread"
+    assert not any(h.doc_id == "choir" for h in hybrid.search("choir sings songs", k=5))
+
+    back = _run(settings, _write(root / "c.jsonl", DOCS))  # rollback: version still complete
+    assert back["version"] == first["version"] and back["embedded"] == 0
+    assert vs.alias_target("t") == first["version"]
+
+    more = {**DOCS, "mill": ("Wind mill", "A wind mill grinds barley on the hill.")}
+    fourth = _run(settings, _write(root / "c.jsonl", more), keep_versions=2)
+    assert fourth["embedded"] == 1 and fourth["pruned"] == [second["version"]]
+    names = {c for c, _ in vs.versions("t")}
+    assert names == {first["version"], fourth["version"]}
+    assert vs.alias_target("t") == fourth["version"]
+    assert not (Path(settings.qdrant_location) / "shards" / second["version"]).exists()
+
+
+def test_cli_index_splits_long_documents(env) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import Ctx
+    from flows.cli import index as cli_index
+
+    root, settings = env
+    app = typer.Typer()
+
+    @app.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = Ctx({"data_dir": settings.data_dir, "models_dir": settings.models_dir})
+
+    cli_index.register(app)
+    long_text = " ".join(f"word{i}" for i in range(30)) + " lighthouse keeper"
+    path = _write(root / "long.jsonl", {"long": ("Lighthouse", long_text)})
+    args = ["index", str(path), "--collection", "long", "--chunk-words", "12"]
+    res = CliRunner().invoke(app, [*args, "--overlap-words", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{") :])
+    vs = store.open_store(settings.qdrant_location)
+    points = [p for b in vs.scroll(store.resolve(vs, "long")) for p in b]
+    assert out["passages"] == len(points) == 4  # 32 words, 12-word windows, stride 8
+    assert {p.payload["title"] for p in points} == {"Lighthouse"}
+    assert len({p.payload["pid"] for p in points}) == 4
+
+    bad = CliRunner().invoke(app, ["index", str(path), "--on-error", "maybe"])
+    assert bad.exit_code == 2 and "'maybe' is not one of" in bad.output  # a usage error

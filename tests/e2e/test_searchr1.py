@@ -1,0 +1,153 @@
+"""The Search-R1 retriever backend against a real HTTP server on 127.0.0.1 that speaks the
+protocol (POST /retrieve), ranking the demo corpus with the BM25 test fixture."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from modules.errors import SageError
+from modules.searchr1 import SearchR1Retriever
+from tests.helpers import (
+    DEMO_CORPUS,
+    OverlapRetriever,
+    RuleLM,
+    demo_agent_rule,
+    demo_generator_rule,
+    load_corpus,
+    plug_lms,
+)
+
+SAGE = str(Path(sys.executable).parent / "sage")
+
+
+class SearchR1Server:
+    """A Search-R1 style retrieval server: ``fail_first`` requests answer 503, ``delay``
+    seconds pass before each answer, ``malformed`` answers a body without ``result``."""
+
+    def __init__(self, fail_first: int = 0, delay: float = 0.0, malformed: bool = False):
+        self.queries: list[str] = []
+        self.fail_first, self.delay, self.malformed = fail_first, delay, malformed
+        index = OverlapRetriever(load_corpus(DEMO_CORPUS))
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(outer.delay)
+                if outer.fail_first > 0:
+                    outer.fail_first -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                outer.queries.extend(body["queries"])
+                result = [
+                    [{"document": {"id": p.id, "contents": f'"{p.title}"\n{p.text}'},
+                      "score": p.score} for p in index.search(q, k=body["topk"])]
+                    for q in body["queries"]
+                ]  # fmt: skip
+                reply = json.dumps({"oops": []} if outer.malformed else {"result": result})
+                data = reply.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = SearchR1Server()
+    yield s
+    s.close()
+
+
+def test_passages_come_back_with_titles_ids_and_scores(server):
+    hits = SearchR1Retriever(server.url, k=3).search("Caddow Light lighthouse tower")
+    assert len(hits) == 3 and server.queries == ["Caddow Light lighthouse tower"]
+    assert hits[0].title == "Caddow Light" and hits[0].id == hits[0].doc_id == "w070"
+    assert hits[0].text.startswith("Caddow Light is a lighthouse")
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert len(SearchR1Retriever(server.url).search("harbour", k=5)) == 5
+
+
+def test_transient_failures_are_retried_then_raised_as_transient():
+    flaky = SearchR1Server(fail_first=2)
+    try:
+        hits = SearchR1Retriever(flaky.url, retries=3, backoff=0.01).search("Caddow Light")
+        assert hits and flaky.fail_first == 0
+    finally:
+        flaky.close()
+    slow = SearchR1Server(delay=1.0)
+    try:
+        with pytest.raises(ConnectionError, match="unreachable after 2 tries"):
+            SearchR1Retriever(slow.url, timeout=0.2, retries=1, backoff=0.01).search("Caddow")
+    finally:
+        slow.close()
+    with pytest.raises(ConnectionError):  # nothing listens there
+        SearchR1Retriever("http://127.0.0.1:9", retries=0).search("Caddow")
+
+
+def test_a_malformed_answer_is_a_clear_error_naming_the_server():
+    bad = SearchR1Server(malformed=True)
+    try:
+        with pytest.raises(SageError, match=f"Search-R1 retriever {bad.url}/retrieve: malformed"):
+            SearchR1Retriever(bad.url).search("Caddow")
+    finally:
+        bad.close()
+
+
+def test_generation_searches_through_the_server_and_seeds_from_the_corpus(
+    server, tmp_path, monkeypatch
+):
+    """The real generate flow (scripted LMs): generator and agent search through the
+    Search-R1 server; the seed documents come from --corpus; no Qdrant index exists."""
+    from flows.generate import GenerateParams, generate_dataset
+
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in os.environ if k.startswith("SAGE_")]:
+        monkeypatch.delenv(k)
+    agent_lm = RuleLM(demo_agent_rule)
+    plug_lms(monkeypatch, {"generator": RuleLM(demo_generator_rule), "agent": agent_lm,
+                           "judge": agent_lm})  # fmt: skip
+    params = GenerateParams(
+        seeds=2, steps="1", rounds=0, attempts=1, run_id="sr1", max_searches=2,
+        generator_searches=1, corpus=str(DEMO_CORPUS),
+    )  # fmt: skip
+    out = generate_dataset(params, {"retriever": server.url})
+    manifest = json.loads((tmp_path / "runs" / "sr1" / "manifest.json").read_text())
+    assert manifest["collection_version"] == f"searchr1:{server.url}"
+    demo_ids = {json.loads(x)["id"] for x in DEMO_CORPUS.read_text().splitlines() if x.strip()}
+    assert {s["doc_id"] for s in manifest["seeds"]} <= demo_ids
+    assert "Mount Oskarrow first ascent" in server.queries  # the scripted agent's search
+    assert out["metrics"]["funnel"]["seeds"] == 2
+    assert not (tmp_path / ".sage" / "qdrant").exists()
+
+
+def test_sage_search_asks_the_server(server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
+    env["SAGE_RETRIEVER"] = server.url
+    cmd = [SAGE, "search", "Caddow Light lighthouse tower", "--json", "-k", "2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)["hits"]
+    assert len(hits) == 2 and hits[0]["title"] == "Caddow Light"
