@@ -99,11 +99,9 @@ def run_side(side: str, data: Path, work: Path) -> dict:
 def child_sage(data: Path) -> None:
     """`sage index DATA --collection bench --json`, through the real Typer app."""
     sys.argv = ["sage", "index", str(data), "--collection", "bench", "--json"]
-    from flows import cli, cli_index
+    from flows.cli.main import main
 
-    if not any(c.name == "index" for c in cli.app.registered_commands):
-        cli_index.register(cli.app)
-    cli.main()
+    main()
 
 
 def main() -> None:

@@ -1,1 +1,1 @@
-"""cli"""
+"""The `sage` command line: `main.py` builds the Typer app, one module per command."""

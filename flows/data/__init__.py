@@ -1,1 +1,1 @@
-"""data"""
+"""Data that ships with sage or is read by flows: QA-set loaders, the demo corpus."""

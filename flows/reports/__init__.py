@@ -1,1 +1,1 @@
-"""reports"""
+"""Run reports: markdown and HTML, from one table renderer."""

@@ -105,8 +105,8 @@ def test_index_incremental_alias_and_search(env) -> None:
 def test_cli_index_splits_long_documents(env) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import Ctx
     from flows.cli import index as cli_index
+    from flows.cli.options import Ctx
 
     root, settings = env
     app = typer.Typer()
