@@ -197,7 +197,7 @@ class SeedJob:
 )
 def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[str, Any]]:
     """Run (or, with ``resume``, finish) one seed's SAGE rounds, checkpointing every round
-    as it ends; returns the new rounds."""
+    as it ends; returns the new rounds without their traces."""
     store = RunStore(Path(job.runs_dir), job.run_id)
     sid = seed["seed_id"]
     # a resumed seed, a retry or a rerun (maybe in another process): continue after its rounds
@@ -207,7 +207,7 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
     def on_round(record: dict[str, Any]) -> None:
         rec = {"seed_id": sid, "run_id": job.run_id, **record}
         store.append_record(rec)  # durable first
-        new.append(rec)
+        new.append(ds.summary_of(rec))  # the flow keeps summaries; traces stay on disk
         say(round_line(rec))
 
     runtime_for(job).run_seed(seed, done, on_round)

@@ -130,3 +130,17 @@ def test_cli_index_splits_long_documents(env) -> None:
 
     bad = CliRunner().invoke(app, ["index", str(path), "--on-error", "maybe"])
     assert bad.exit_code == 2 and "'maybe' is not one of" in bad.output  # a usage error
+
+
+def test_query_vectors_are_cached_compactly(models_dir: Path) -> None:
+    """The query cache holds up to 20,000 vectors: as float32 arrays (1.5 KB), not lists of
+    Python floats (12 KB each, which grew a 500-seed run by 13 KB per LM call)."""
+    from modules import embeddings
+
+    vec = embeddings.query_dense(models_dir, "when did Mount Arvel last erupt")
+    direct = next(
+        iter(embeddings.dense_model(models_dir).query_embed("when did Mount Arvel last erupt"))
+    )
+    assert len(vec) == 384 and max(abs(a - b) for a, b in zip(vec, direct, strict=True)) < 1e-6
+    cached = embeddings._query_dense_f32(models_dir, "when did Mount Arvel last erupt")
+    assert cached.dtype.name == "float32" and cached.nbytes == 384 * 4
