@@ -6,7 +6,7 @@
 The model is bench/stub_server.py: an OpenAI-compatible HTTP server on 127.0.0.1 answering
 every sage signature with valid JSON after ``latency`` seconds (searches, a revision per
 seed and LLM-judge calls are all exercised). Each grid cell runs the real CLI (`sage --lm
-openai/stub --api-base ... generate`: LiteLLM, real Prefect, embedded Qdrant Edge,
+openai/stub --api-base ... generate`: the served engine, real Prefect, embedded Qdrant Edge,
 checkpoints) in a subprocess on the demo corpus, and records:
 
 - ``lm_calls``: requests the stub served; ``wall_s``: the command's wall time;
@@ -22,7 +22,10 @@ checkpoints) in a subprocess on the demo corpus, and records:
   where G counts generator and reviser calls (sequential within a seed), A agent and judge
   calls (K attempts of which W run at once) and C the seeds in flight: the time the run
   would take if sage itself cost nothing. Undefined at latency 0.
-- ``rss_mb``: peak resident memory of the largest child process so far.
+- ``rss_mb``: peak resident memory of the sage process tree (the CLI, its Prefect API, Dask
+  workers), sampled every 0.5 s; ``rss_growth_kb_per_call``: the slope of that memory over
+  the LM calls served, fitted on the samples after the first 20 % of the calls (start-up
+  and warm caches excluded): what a longer run adds per call.
 
 Rows go to ``bench/results/served_throughput.json``.
 """
@@ -30,13 +33,17 @@ Rows go to ``bench/results/served_throughput.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,6 +53,43 @@ from bench.stub_server import StubServer  # noqa: E402
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
+def sage_command(code: Path | None) -> list[str]:
+    """`sage`, or another checkout's entry point (as its pyproject.toml names it)."""
+    if code is None:
+        return [SAGE]
+    import tomllib
+
+    target = tomllib.loads((code / "pyproject.toml").read_text())["project"]["scripts"]["sage"]
+    module, func = target.split(":")
+    return [sys.executable, "-c", f"from {module} import {func}; {func}()"]
+
+
+def _sample_rss(pid: int, server: StubServer, out: list[tuple[int, float]]) -> None:
+    """(LM calls served, MB resident in the process tree) every 0.5 s until ``pid`` exits."""
+    try:
+        root = psutil.Process(pid)
+        while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
+            rss = 0
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    rss += p.memory_info().rss
+            out.append((sum(server.calls.values()), rss / 2**20))
+            time.sleep(0.5)
+    except psutil.Error:
+        return
+
+
+def _growth_kb_per_call(samples: list[tuple[int, float]], calls: int) -> float | None:
+    """Least-squares slope of MB over calls (KB per call), after 20 % of the calls."""
+    pts = [(c, m) for c, m in samples if c >= 0.2 * calls]
+    if len(pts) < 5 or pts[-1][0] == pts[0][0]:
+        return None
+    mc = sum(c for c, _ in pts) / len(pts)
+    mm = sum(m for _, m in pts) / len(pts)
+    var = sum((c - mc) ** 2 for c, _ in pts)
+    return round(1024 * sum((c - mc) * (m - mm) for c, m in pts) / var, 2)
+
+
 def run_cell(
     a: argparse.Namespace, latency: float, conc: int, workers: int, seeds: int | None = None
 ) -> dict:
@@ -53,7 +97,8 @@ def run_cell(
     seeds = seeds or max(a.min_seeds, 2 * conc)
     run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
     runner = ["--task-runner", "dask"] if a.processes > 1 else []
-    cmd = [SAGE, "--lm", "openai/stub", "--api-base", server.url, "generate", *runner,
+    cmd = [*sage_command(a.code), "--lm", "openai/stub", "--api-base", server.url, "generate",
+           *runner,
            "--collection", "demo", "--seeds", str(seeds), "--concurrency", str(conc),
            "--attempt-workers", str(workers), "--attempts", "4", "--rounds", "1",
            "--steps", "2-3", "--max-searches", "4", "--generator-searches", "2",
@@ -65,10 +110,15 @@ def run_cell(
         env["PYTHONPATH"] = str(a.code)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=a.workdir, env=env, capture_output=True)
+    proc = subprocess.Popen(cmd, cwd=a.workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    samples: list[tuple[int, float]] = []
+    sampler = threading.Thread(target=_sample_rss, args=(proc.pid, server, samples), daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # sage and its reaped children
-    out, err = proc.stdout, proc.stderr
     server.close()
     if proc.returncode != 0:
         raise SystemExit(f"cell failed: {err.decode()[-2000:]}")
@@ -92,7 +142,8 @@ def run_cell(
         "efficiency": round(ideal / flow_wall, 3) if ideal else None,
         "efficiency_with_startup": round(ideal / wall, 3) if ideal else None,
         "flow_wall_s": round(flow_wall, 2),
-        "rss_mb": round(after.ru_maxrss / 1024, 1),  # the largest child so far
+        "rss_mb": round(max((m for _, m in samples), default=0.0), 1),
+        "rss_growth_kb_per_call": _growth_kb_per_call(samples, calls),
         "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
         "label": a.label,
     }  # fmt: skip
@@ -115,7 +166,7 @@ def main() -> None:
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     if not (a.workdir / ".sage" / "qdrant" / "aliases" / "demo").exists():
-        subprocess.run([SAGE, "index", str(REPO / "flows/demo_data/corpus.jsonl"),
+        subprocess.run([SAGE, "index", str(REPO / "flows/data/demo/corpus.jsonl"),
                         "--collection", "demo"], cwd=a.workdir, check=True)  # fmt: skip
     rows = json.loads(a.out.read_text()) if a.out.exists() else []
     ones = [run_cell(a, 0.0, 1, 1, seeds=1) for _ in range(3)]  # start, imports, API, loads
