@@ -7,7 +7,6 @@ often as the question needs and answers in a sentence, so the LLM judge decides.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
@@ -15,11 +14,15 @@ import threading
 import time
 from collections import Counter
 
+from bench.local_http import LocalJSONServer, chat_completion
+
 CASE = re.compile(r"\(case ([0-9a-f]+-\d+)\)")
 
 
-class StubServer:
+class StubServer(LocalJSONServer):
     """An OpenAI-compatible chat server answering sage's signatures (scripted, no model)."""
+
+    keep_alive = True
 
     def __init__(self, latency: float = 0.0):
         self.latency = latency
@@ -28,41 +31,13 @@ class StubServer:
         self.queries = 0
         self.salt = os.urandom(4).hex()  # new questions per server: no LM-cache hits across runs
         self.lock = threading.Lock()
-        outer = self
+        super().__init__()
+        self.url = f"{self.root}/v1"
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(outer.latency)
-                content = json.dumps(outer.answer(body))
-                reply = json.dumps({
-                    "id": "stub", "object": "chat.completion", "created": 0,
-                    "model": body.get("model", "stub"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 400, "completion_tokens": 40,
-                              "total_tokens": 440},
-                }).encode()  # fmt: skip
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body: dict) -> tuple[int, dict]:
+        time.sleep(self.latency)
+        content = json.dumps(self.answer(body))
+        return 200, chat_completion(content, body.get("model", "stub"), 400, 40)
 
     def _new_case(self, answer: str, hops: int) -> str:
         with self.lock:

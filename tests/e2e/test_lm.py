@@ -5,6 +5,7 @@ from typing import Literal
 import dspy
 import pytest
 
+from bench.local_http import LocalJSONServer, chat_completion
 from modules.lm import LMConfig, build_lm, lm_config
 from modules.local_engine import (
     EngineSpec,
@@ -154,50 +155,22 @@ def test_parallel_slots_answer_concurrent_threads_separately(models_dir):
     assert lm.engine.server is open_server(EngineSpec(llm_path(models_dir), n_ctx=1024))
 
 
-class _RecordingOpenAIServer:
+class _RecordingOpenAIServer(LocalJSONServer):
     """A tiny OpenAI-compatible HTTP server on 127.0.0.1 that records request bodies and
     answers every chat completion with the same JSON content (a real socket, no mock)."""
 
     def __init__(self, content: str, statuses: list[int] | None = None):
-        import http.server
-        import json
-        import threading
-
+        self.content = content
         self.bodies: list[dict] = []
         self.statuses = list(statuses or [])  # answer these HTTP errors first, in order
-        outer = self
+        super().__init__()
+        self.url = f"{self.root}/v1"
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.bodies.append(body)
-                if outer.statuses:
-                    self.send_response(outer.statuses.pop(0))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                reply = json.dumps({
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-                }).encode()  # fmt: skip
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body: dict) -> tuple[int, dict | None]:
+        self.bodies.append(body)
+        if self.statuses:
+            return self.statuses.pop(0), None
+        return 200, chat_completion(self.content, body["model"], 5, 7)
 
 
 @pytest.mark.parametrize("engine", ["native", "litellm"])

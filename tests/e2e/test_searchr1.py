@@ -3,17 +3,16 @@ protocol (POST /retrieve), ranking the demo corpus with the BM25 test fixture.""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.local_http import LocalJSONServer
 from modules.errors import SageError
 from modules.searchr1 import SearchR1Retriever
 from tests.helpers import (
@@ -29,49 +28,29 @@ from tests.helpers import (
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
-class SearchR1Server:
+class SearchR1Server(LocalJSONServer):
     """A Search-R1 style retrieval server: ``fail_first`` requests answer 503, ``delay``
     seconds pass before each answer, ``malformed`` answers a body without ``result``."""
 
     def __init__(self, fail_first: int = 0, delay: float = 0.0, malformed: bool = False):
         self.queries: list[str] = []
         self.fail_first, self.delay, self.malformed = fail_first, delay, malformed
-        index = OverlapRetriever(load_corpus(DEMO_CORPUS))
-        outer = self
+        self.index = OverlapRetriever(load_corpus(DEMO_CORPUS))
+        super().__init__()
+        self.url = self.root
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(outer.delay)
-                if outer.fail_first > 0:
-                    outer.fail_first -= 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                outer.queries.extend(body["queries"])
-                result = [
-                    [{"document": {"id": p.id, "contents": f'"{p.title}"\n{p.text}'},
-                      "score": p.score} for p in index.search(q, k=body["topk"])]
-                    for q in body["queries"]
-                ]  # fmt: skip
-                reply = json.dumps({"oops": []} if outer.malformed else {"result": result})
-                data = reply.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body: dict) -> tuple[int, dict | None]:
+        time.sleep(self.delay)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return 503, None
+        self.queries.extend(body["queries"])
+        result = [
+            [{"document": {"id": p.id, "contents": f'"{p.title}"\n{p.text}'},
+              "score": p.score} for p in self.index.search(q, k=body["topk"])]
+            for q in body["queries"]
+        ]  # fmt: skip
+        return 200, ({"oops": []} if self.malformed else {"result": result})
 
 
 @pytest.fixture
