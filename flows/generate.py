@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata as md
+import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -191,6 +193,11 @@ class SeedJob:
     collection: str  # the exact collection version (or retriever) the run searches
 
 
+def _worker() -> dict[str, Any]:
+    """The process that ran a round (a thread of the flow or a Dask worker), for its record."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
 @task(
     **retried(),
     task_run_name="seed-{seed[seed_id]}",
@@ -205,7 +212,7 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
     new: list[dict[str, Any]] = []
 
     def on_round(record: dict[str, Any]) -> None:
-        rec = {"seed_id": sid, "run_id": job.run_id, **record}
+        rec = {"seed_id": sid, "run_id": job.run_id, **_worker(), **record}
         store.append_record(rec)  # durable first
         new.append(ds.summary_of(rec))  # the flow keeps summaries; traces stay on disk
         say(round_line(rec))
