@@ -2,7 +2,10 @@
 parallel slots (the same local GGUF model, served).
 
     .venv/bin/python bench/attempts_bench.py --server-bin /path/to/llama-server \\
-        --workdir /tmp/attbench --questions 4 --attempts 4 --parallel 4
+        --workdir /tmp/attbench --questions 4 --attempts 4 --parallel 4 --out /tmp/attempts.json
+
+Its tables in docs/BENCHMARKS.md are history (commits 8ee1ca3, 3af0e14: sage's former
+LiteLLM path); no results of it are kept in bench/results/, so --out is required.
 
 Starts `llama-server --parallel P` on the pinned Qwen2.5-Coder-0.5B GGUF, indexes the demo
 corpus (collection 'demo') in --workdir, then for each demo question runs the K judged
@@ -65,7 +68,7 @@ def main() -> None:
         help="on: send the signature schema (sage's default with api_base); off: JSON mode",
     )  # fmt: skip
     ap.add_argument("--models-dir", type=Path, default=Path.home() / ".cache/sage/models")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "attempts.json")
+    ap.add_argument("--out", type=Path, required=True, help="the results file to write")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(

@@ -1,7 +1,11 @@
 """Generation cost on the local model: LM calls/tokens per accepted item, seconds per seed,
 and Prefect's share of the run time.
 
-    .venv/bin/python bench/generate_bench.py --workdir /tmp/genbench --seeds 3
+    .venv/bin/python bench/generate_bench.py --workdir /tmp/genbench --seeds 3 \\
+        --out /tmp/generate.json
+
+No results of it are kept in bench/results/ (docs/BENCHMARKS.md's generation table is
+history), so --out is required.
 
 Indexes the demo corpus (collection 'demo') in --workdir, runs `sage generate` there and
 reads the run's metrics. Prefect overhead = wall time of the flow minus the time spent
@@ -32,7 +36,7 @@ def main() -> None:
     ap.add_argument("--steps", default="2-3")
     ap.add_argument("--max-searches", type=int, default=4)
     ap.add_argument("--generator-searches", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generate.json")
+    ap.add_argument("--out", type=Path, required=True, help="the results file to write")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     corpus = REPO / "flows" / "data" / "demo" / "corpus.jsonl"
