@@ -10,7 +10,10 @@ from typing import Any
 
 
 class LocalJSONServer:
-    """Answers each POST with ``respond(body) -> (status, JSON reply or None)``."""
+    """Answers each POST with ``respond(body) -> (status, reply)``; a subclass that speaks a
+    REST API overrides ``handle(method, path, body)`` instead (GET, PUT, PATCH, DELETE too;
+    ``body`` is None when a request has none). A reply is JSON-able, raw ``bytes`` (sent as
+    text/plain, e.g. to answer something that is not JSON) or None (an empty body)."""
 
     keep_alive = False  # HTTP/1.1 keep-alive connections (the served engine reuses them)
 
@@ -20,16 +23,35 @@ class LocalJSONServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if outer.keep_alive else "HTTP/1.0"
 
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, reply = outer.respond(body)
-                data = b"" if reply is None else json.dumps(reply).encode()
+            def _serve(self, method: str) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, reply = outer.handle(method, self.path, json.loads(raw) if raw else None)
+                if isinstance(reply, bytes):
+                    data, kind = reply, "text/plain"
+                else:
+                    data = b"" if reply is None else json.dumps(reply).encode()
+                    kind = "application/json"
                 self.send_response(status)
                 if reply is not None:
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                self._serve("POST")
+
+            def do_GET(self):  # noqa: N802
+                self._serve("GET")
+
+            def do_PUT(self):  # noqa: N802
+                self._serve("PUT")
+
+            def do_PATCH(self):  # noqa: N802
+                self._serve("PATCH")
+
+            def do_DELETE(self):  # noqa: N802
+                self._serve("DELETE")
 
             def log_message(self, *args):
                 pass
@@ -39,6 +61,11 @@ class LocalJSONServer:
         self.httpd.request_queue_size = 256
         self.root = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if method != "POST":
+            return 405, {"error": f"{method} not supported"}
+        return self.respond(body)
 
     def respond(self, body: dict[str, Any]) -> tuple[int, Any]:
         raise NotImplementedError

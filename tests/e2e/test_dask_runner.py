@@ -4,9 +4,11 @@ HTTP server on 127.0.0.1 answering every signature with scripted JSON)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,14 +18,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-pytest.importorskip("prefect_dask")
+from bench.stub_server import StubServer
+from flows.engine.task_runners import build_task_runner
+from flows.runs.store import RunStore
+from modules.errors import SageError
+from modules.settings import load_settings
+from tests.helpers import REPO, SAGE
 
-from bench.stub_server import StubServer  # noqa: E402
-from flows.engine.task_runners import build_task_runner  # noqa: E402
-from flows.runs.store import RunStore  # noqa: E402
-from modules.errors import SageError  # noqa: E402
-from modules.settings import load_settings  # noqa: E402
-from tests.helpers import REPO, SAGE  # noqa: E402
+# only the tests that build or run a Dask runner need the optional extra (`[dask]`)
+needs_dask = pytest.mark.skipif(
+    importlib.util.find_spec("prefect_dask") is None, reason="needs prefect-dask ([dask] extra)"
+)
 
 
 @pytest.fixture
@@ -36,12 +41,19 @@ def clean_env(monkeypatch, tmp_path):
 
 
 # -- configuration ------------------------------------------------------------------------
-def test_task_runner_specs(clean_env):
+def test_thread_runner_spec_and_an_unknown_runner(clean_env):
     from prefect.task_runners import ThreadPoolTaskRunner
-    from prefect_dask import DaskTaskRunner
 
     thread = build_task_runner("thread", 3)
     assert isinstance(thread, ThreadPoolTaskRunner) and thread._max_workers == 3
+    with pytest.raises(SageError, match="thread, dask"):
+        build_task_runner("ray", 2)
+
+
+@needs_dask
+def test_dask_runner_specs(clean_env):
+    from prefect_dask import DaskTaskRunner
+
     local = build_task_runner("dask", 2)
     assert type(local) is DaskTaskRunner and local.address is None  # the stock runner
     assert local.cluster_kwargs == {
@@ -55,8 +67,6 @@ def test_task_runner_specs(clean_env):
     assert wide["n_workers"] * wide["threads_per_worker"] >= 33
     remote = build_task_runner("dask://10.0.0.5:8786", 8)
     assert remote.address == "tcp://10.0.0.5:8786" and remote.cluster_kwargs == {}
-    with pytest.raises(SageError, match="thread, dask"):
-        build_task_runner("ray", 2)
 
 
 def test_task_runner_setting(clean_env, monkeypatch):
@@ -107,6 +117,7 @@ def test_appends_from_several_processes_never_interleave(tmp_path):
         assert [r["round"] for r in store.seed_rounds(f"w{w}")] == list(range(40))
 
 
+@needs_dask
 def test_the_flows_waits_see_dask_futures_finish_out_of_order():
     from uuid import uuid4
 
@@ -156,13 +167,33 @@ def _workers(proc: subprocess.Popen) -> list[psutil.Process]:
 
 
 def _lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The whole lines of a checkpoint log (not the one a worker may be appending)."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines()]
 
 
+def _in_flight(recs: list[dict], workers: list[int]) -> tuple[str, int] | None:
+    """A seed a worker is still working on, by the records: its round 0 was checkpointed by
+    that worker and was not its last (round 0 is too easy for the stub, so round 1 follows in
+    the same task), and its round 1 is not written yet. (seed id, the worker's pid)."""
+    rounds: dict[str, list[dict]] = {}
+    for r in recs:
+        rounds.setdefault(r["seed_id"], []).append(r)
+    for sid, rs in rounds.items():
+        first = rs[0]
+        if len(rs) == 1 and first["status"] == "too_easy" and first["pid"] in workers:
+            return sid, first["pid"]
+    return None
+
+
+@needs_dask
 def test_kill_9_of_a_dask_worker_loses_no_round_and_the_run_resumes(tmp_path, indexed_workdir):
     """`sage generate --task-runner dask`: worker processes (one per core) read the embedded
-    index at once; one is killed with SIGKILL mid-run; the run still completes every seed without
-    redoing or losing a checkpointed round, and re-running it resumes with nothing to do."""
+    index at once and run the seeds (each record names the process that wrote it); the
+    worker that the records show is in the middle of a seed is killed with SIGKILL; the run
+    still completes every seed, that seed's next round is written by another worker process,
+    no checkpointed round is redone or lost, and re-running the run resumes with nothing to
+    do."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
     env["SAGE_API_KEY"] = "stub"
     indexed_workdir(into=tmp_path)
@@ -175,21 +206,31 @@ def test_kill_9_of_a_dask_worker_loses_no_round_and_the_run_resumes(tmp_path, in
     try:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
-        deadline = time.time() + 300
-        while len(_lines(ckpt)) < 2 and time.time() < deadline and proc.poll() is None:
+        deadline, target, workers = time.time() + 300, None, []
+        while target is None and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        workers = _workers(proc)
+            workers = [w.pid for w in _workers(proc)]
+            target = _in_flight(_lines(ckpt), workers)
         expected = min(4, os.cpu_count() or 1)
         assert proc.poll() is None and len(workers) == expected, (proc.poll(), workers)
-        before = ckpt.read_text().splitlines()
-        os.kill(workers[0].pid, signal.SIGKILL)
+        assert target is not None, "no worker was seen in the middle of a seed"
+        sid, victim = target
+        os.kill(victim, signal.SIGKILL)
+        written = _lines(ckpt)  # the victim can write nothing more
+        # it still had the seed in flight: its round 1 was not written when it died
+        assert [r["round"] for r in written if r["seed_id"] == sid] == [0]
+        assert {r["pid"] for r in written} <= set(workers)  # the workers ran the seeds
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
         recs = _lines(ckpt)
-        assert ckpt.read_text().splitlines()[: len(before)] == before  # nothing lost
+        assert recs[: len(written)] == written  # nothing lost
         keys = [(r["seed_id"], r["round"]) for r in recs]
         assert len(keys) == len(set(keys)), "a checkpointed round was done twice"
-        assert {sid for sid, _ in keys} == {f"s{i:05d}" for i in range(8)}
+        assert {s for s, _ in keys} == {f"s{i:05d}" for i in range(8)}
+        assert all(r["host"] == socket.gethostname() for r in recs)
+        assert proc.pid not in {r["pid"] for r in recs}  # no seed ran in the flow's process
+        finish = next(r for r in recs if r["seed_id"] == sid and r["round"] == 1)
+        assert finish["pid"] != victim  # the killed worker's seed was finished by another
         summary = json.loads(out)
         assert summary["metrics"]["funnel"]["seeds"] == 8
         again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,

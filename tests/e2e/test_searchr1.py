@@ -29,27 +29,41 @@ SAGE = str(Path(sys.executable).parent / "sage")
 
 
 class SearchR1Server(LocalJSONServer):
-    """A Search-R1 style retrieval server: ``fail_first`` requests answer 503, ``delay``
-    seconds pass before each answer, ``malformed`` answers a body without ``result``."""
+    """A Search-R1 style retrieval server (its ``retrieval_server.py``): with
+    ``return_scores`` each hit is ``{"document", "score"}``, without it the bare document.
+    ``fail_first`` requests answer 503, ``delay`` seconds pass before each answer,
+    ``malformed`` answers a body without ``result``, ``status`` answers every request with
+    that HTTP status and ``not_json`` with an HTML page."""
 
-    def __init__(self, fail_first: int = 0, delay: float = 0.0, malformed: bool = False):
+    def __init__(self, fail_first: int = 0, delay: float = 0.0, malformed: bool = False,
+                 status: int = 200, not_json: bool = False):  # fmt: skip
         self.queries: list[str] = []
+        self.bodies: list[dict] = []
         self.fail_first, self.delay, self.malformed = fail_first, delay, malformed
+        self.status, self.not_json = status, not_json
         self.index = OverlapRetriever(load_corpus(DEMO_CORPUS))
         super().__init__()
         self.url = self.root
 
-    def respond(self, body: dict) -> tuple[int, dict | None]:
+    def respond(self, body: dict) -> tuple[int, dict | bytes | None]:
         time.sleep(self.delay)
+        self.bodies.append(body)
         if self.fail_first > 0:
             self.fail_first -= 1
             return 503, None
+        if self.status != 200:
+            return self.status, {"detail": "scripted error"}
+        if self.not_json:
+            return 200, b"<html><body>502 Bad Gateway</body></html>"
         self.queries.extend(body["queries"])
-        result = [
-            [{"document": {"id": p.id, "contents": f'"{p.title}"\n{p.text}'},
-              "score": p.score} for p in self.index.search(q, k=body["topk"])]
-            for q in body["queries"]
-        ]  # fmt: skip
+        result = []
+        for q in body["queries"]:
+            hits = self.index.search(q, k=body["topk"])
+            docs = [({"id": p.id, "contents": f'"{p.title}"\n{p.text}'}, p.score) for p in hits]
+            if body.get("return_scores"):
+                result.append([{"document": d, "score": score} for d, score in docs])
+            else:
+                result.append([d for d, _ in docs])
         return 200, ({"oops": []} if self.malformed else {"result": result})
 
 
@@ -63,6 +77,11 @@ def server():
 def test_passages_come_back_with_titles_ids_and_scores(server):
     hits = SearchR1Retriever(server.url, k=3).search("Caddow Light lighthouse tower")
     assert len(hits) == 3 and server.queries == ["Caddow Light lighthouse tower"]
+    # the request asks for scores (without them the server answers bare documents)
+    assert server.bodies == [
+        {"queries": ["Caddow Light lighthouse tower"], "topk": 3, "return_scores": True}
+    ]
+    assert hits[0].score > 0
     assert hits[0].title == "Caddow Light" and hits[0].id == hits[0].doc_id == "w070"
     assert hits[0].text.startswith("Caddow Light is a lighthouse")
     assert hits[0].score >= hits[1].score >= hits[2].score
@@ -84,6 +103,29 @@ def test_transient_failures_are_retried_then_raised_as_transient():
         slow.close()
     with pytest.raises(ConnectionError):  # nothing listens there
         SearchR1Retriever("http://127.0.0.1:9", retries=0).search("Caddow")
+
+
+def test_a_client_error_is_a_clear_error_at_once_not_retried():
+    for status in (400, 404, 422):
+        bad = SearchR1Server(status=status)
+        try:
+            with pytest.raises(SageError, match=f"^Search-R1 retriever {bad.url}/retrieve: "
+                                                f"HTTP {status}$"):  # fmt: skip
+                SearchR1Retriever(bad.url, retries=3, backoff=0.01).search("Caddow")
+            assert len(bad.bodies) == 1  # a 4xx is not transient: one request only
+        finally:
+            bad.close()
+
+
+def test_an_answer_that_is_not_json_is_a_clear_error_at_once():
+    bad = SearchR1Server(not_json=True)
+    try:
+        with pytest.raises(SageError, match=f"^Search-R1 retriever {bad.url}/retrieve: answer "
+                                            r"is not JSON \(Expecting value\)$"):  # fmt: skip
+            SearchR1Retriever(bad.url, retries=3, backoff=0.01).search("Caddow")
+        assert len(bad.bodies) == 1
+    finally:
+        bad.close()
 
 
 def test_a_malformed_answer_is_a_clear_error_naming_the_server():
