@@ -1,6 +1,9 @@
 """The search agent and the judge with the real local model over a real embedded index.
 
-Asserts structure (trace, counts, budgets), never that the 0.5B model gets it right.
+The agent test asserts structure (trace, counts, budgets), never that the 0.5B model
+answers right. The judge test asserts verdicts on clear-cut cases (the gold inside a
+sentence; another entity of the same type), listed in the test, that the local judge
+gets right.
 """
 
 from __future__ import annotations
@@ -40,9 +43,39 @@ def test_agent_trace_is_complete_and_within_budget(retriever, local_lm):
     assert res.forced == (res.trace[-1]["type"] == "forced_answer")
 
 
+SHIP = "Which ship carried the first survey of Skellis?"
+ASCENT = "Who led the first ascent of Mount Oskarrow?"
+SYMPHONY = "Who composed the Symphony of the Shoals?"
+CAPITAL = "What is the capital of Tarvessa?"
+# Clear-cut cases the local 0.5B model decides right by itself (method "llm"): the gold in a
+# sentence is correct; another ship's name is not. None is an exact match or has a number.
+MODEL_DECIDES = [
+    (SHIP, "Marrow Gull", "The first survey of Skellis was carried by the Marrow Gull.", True),
+    (ASCENT, "Ferrin Vashti", "The first ascent of Mount Oskarrow was led by Ferrin Vashti.",
+     True),
+    (SYMPHONY, "Ada Venn", "It was composed by Ada Venn.", True),
+    (CAPITAL, "Brennick", "The capital of Tarvessa is Brennick.", True),
+    (SHIP, "Marrow Gull", "Grey Heron", False),
+]  # fmt: skip
+# Another person or city in a sentence is just as clear-cut, but the 0.5B model says
+# "correct" to these (measured: it over-accepts entities of the gold's type); the judge still
+# rejects them, because none shares a word with the gold (the overlap guard). Which of the
+# two decides is not asserted: a better judge prompt may let the model get them right.
+JUDGE_REJECTS = [
+    (ASCENT, "Ferrin Vashti", "The first ascent of Mount Oskarrow was led by Osric Tarn."),
+    (SYMPHONY, "Ada Venn", "It was composed by Halvard Drenn."),
+    (CAPITAL, "Brennick", "The capital of Tarvessa is Quessel."),
+]
+
+
 def test_judge_uses_the_model_only_when_string_matching_cannot_decide(local_lm):
     judge = Judge(local_lm)
     assert judge("Q?", "Marrow Gull", "the Marrow Gull").method == "exact"
     assert judge("Q?", "820 metres", "It is 640 metres long").method == "number_guard"
-    j = judge("Which ship?", "Marrow Gull", "It was the brig named Marrow Swift")
-    assert j.method in ("llm", "llm_failed") and isinstance(j.correct, bool)
+    verdicts = [judge(q, gold, response) for q, gold, response, _ in MODEL_DECIDES]
+    # the model itself decided each case (its output parsed; no guard overruled it) ...
+    assert [j.method for j in verdicts] == ["llm"] * len(MODEL_DECIDES), verdicts
+    # ... and decided it right
+    assert [j.correct for j in verdicts] == [want for *_, want in MODEL_DECIDES], verdicts
+    rejected = [judge(q, gold, response) for q, gold, response in JUDGE_REJECTS]
+    assert [j.correct for j in rejected] == [False] * len(JUDGE_REJECTS), rejected
