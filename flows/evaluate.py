@@ -27,6 +27,7 @@ from flows.engine.runtime import open_verifier
 from flows.reports.tables import md_table
 from flows.runs.store import RunStore, models_of, new_run_id
 from modules.attempts import Verifier
+from modules.config import build_config
 from modules.errors import SageError
 from modules.seeding import stable_int
 from modules.settings import Settings, load_settings
@@ -48,7 +49,9 @@ class EvaluateParams(FlowParams):
     limit: int | None = option(None, "Evaluate at most N questions.", ge=1)
     offset: int = option(0, "Skip the first N questions.", ge=0)
     max_searches: int = option(10, "Search-agent budget.", ge=0)
-    temperature: float = option(0.7, "Agent sampling temperature.", ge=0.0, le=2.0)
+    temperature: float | None = option(
+        None, "Agent sampling temperature (default: the profile's).", ge=0.0, le=2.0
+    )
     seed: int = option(0, "Sampling seed.")
     run_id: str | None = option(None, "Evaluation id; re-use to resume.")
     attempt_workers: int = option(1, "Attempts run in parallel.", ge=1)
@@ -206,8 +209,11 @@ def finalise_eval(store: RunStore) -> dict[str, Any]:
 
 
 def _open_verifier(params: EvaluateParams, settings: Settings) -> tuple[Verifier, str]:
-    return open_verifier(settings, params.collection, params.max_searches, params.attempts,
-                         params.temperature, params.attempt_workers, force_answer=True)  # fmt: skip
+    if params.temperature is not None:
+        settings = settings.with_overrides(agent_temperature=params.temperature)
+    config = build_config(settings, attempts=params.attempts, max_searches=params.max_searches,
+                          attempt_workers=params.attempt_workers)  # fmt: skip
+    return open_verifier(settings, str(params.collection), config, force_answer=True)
 
 
 @flow(name="evaluate-agent", log_prints=True)

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,10 +28,11 @@ from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, hidden, option
 from flows.engine.progress import round_line, say
 from flows.engine.retrying import retried
-from flows.engine.runtime import Runtime, register_runtime, runtime_for
 from flows.runs import finalise as ds
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
-from flows.runs.store import RunStore, models_of, new_run_id, rounds_in_order
+from flows.runs.store import RunStore, endpoints_of, models_of, new_run_id, rounds_in_order
+from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
+from modules.config import SageConfig, build_config
 from modules.errors import SageError
 from modules.settings import Settings, load_settings
 
@@ -92,6 +93,16 @@ class GenerateParams(FlowParams):
             raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
         return self
 
+    def sage_config(self, settings: Settings) -> SageConfig:
+        """The run's SAGE configuration: the settings' profile and knobs with this run's
+        loop options."""
+        return build_config(
+            settings, attempts=self.attempts, rounds=self.rounds, strategy=self.strategy,
+            max_searches=self.max_searches, generator_searches=self.generator_searches,
+            attempt_workers=self.attempt_workers, keep_unverified=self.keep_unverified,
+            answer_source=self.answer_source,
+        )  # fmt: skip
+
     def planned_seeds(self) -> int:
         """How many seeds the plan holds: --seeds, or enough to find --n accepted items."""
         return self.seeds or max(4 * (self.n or 0), (self.n or 0) + 8)
@@ -135,6 +146,7 @@ def build_manifest(
         "params": params.record(),
         "settings": settings.public_dict(),
         "models": models_of(settings),
+        "endpoints": endpoints_of(settings),
         "collection_version": collection_version,
         "program_hash": program_hash,
         "packages": _versions(),
@@ -181,18 +193,6 @@ class Ledger:
         return ds.count_accepted(self.done)
 
 
-@dataclass(frozen=True)
-class SeedJob:
-    """What a seed task needs besides its seed, as plain data: it runs in any process
-    (a thread of the flow, a Dask worker) and opens its services from a per-process cache."""
-
-    runs_dir: str
-    run_id: str
-    params: dict[str, Any]
-    settings_overrides: dict[str, Any]  # secrets come from each process's environment
-    collection: str  # the exact collection version (or retriever) the run searches
-
-
 def _worker() -> dict[str, Any]:
     """The process that ran a round (a thread of the flow or a Dask worker), for its record."""
     return {"pid": os.getpid(), "host": socket.gethostname()}
@@ -235,11 +235,10 @@ def generate_dataset(
         update={"run_id": params.run_id or new_run_id(),
                 "collection": params.collection or settings.collection}
     )  # fmt: skip
+    config = params.sage_config(settings)
     store = RunStore(settings.runs_dir, params.run_id)
-    runtime = Runtime.open(params, settings)
-    job = SeedJob(str(settings.runs_dir), params.run_id, params.record(),
-                  dict(settings_overrides or {}), runtime.collection_version)  # fmt: skip
-    register_runtime(job, runtime)  # threads of this process use it; other processes open theirs
+    runtime = open_runtime(params, settings, config, dict(settings_overrides or {}))
+    job = runtime.job
     plan, resumed = start_run(store, params, settings, runtime)
     ledger = Ledger(store, params.budget_tokens)
     say(
@@ -258,6 +257,21 @@ def generate_dataset(
     }
     _publish_artifacts(summary, store)
     return summary
+
+
+def open_runtime(
+    params: GenerateParams, settings: Settings, config: SageConfig, overrides: dict[str, Any]
+) -> Runtime:
+    """The flow's Runtime with the seed documents, registered for this process's seed tasks
+    under a job naming the exact collection version (other processes open their own)."""
+    job = SeedJob(str(settings.runs_dir), str(params.run_id), config, overrides,
+                  str(params.collection), params.program,
+                  params.concurrency * params.attempt_workers, params.seed)  # fmt: skip
+    runtime = Runtime.open(job, settings)
+    runtime.job = replace(job, collection=runtime.collection_version)
+    runtime.load_seed_documents(params.corpus, params.planned_seeds(), params.seed)
+    register_runtime(runtime.job, runtime)
+    return runtime
 
 
 def check_retriever(params: GenerateParams, settings: Settings) -> None:
@@ -281,6 +295,7 @@ def start_run(
     manifest = build_manifest(
         params, settings, plan, runtime.collection_version, runtime.program_hash
     )
+    manifest["config"] = runtime.job.config.record()
     resumed = store.start(manifest, params.RESUME_KEYS)
     return store.read_manifest()["seeds"], resumed
 

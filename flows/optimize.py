@@ -31,6 +31,7 @@ from flows.engine.params import FlowParams, option
 from flows.engine.retrying import retried
 from flows.runs.store import models_of, new_run_id
 from modules.attempts import Verifier
+from modules.config import build_config
 from modules.errors import SageError
 from modules.optimization import (
     MODULES,
@@ -126,15 +127,13 @@ def _open(
     params: OptimizeParams, settings: Settings, collection: str
 ) -> tuple[Task, Verifier, Any, str]:
     """The task to optimize, its verifier, the prompt LM and the collection version."""
-    verifier, version = runtime.open_verifier(
-        settings, collection, params.max_searches, params.attempts
-    )
+    config = build_config(settings, attempts=params.attempts, max_searches=params.max_searches,
+                          generator_searches=params.generator_searches)  # fmt: skip
+    verifier, version = runtime.open_verifier(settings, collection, config)
     agent = verifier.agent
     prompt_lm = runtime.role_lm(settings, "generator")
     lms = {"generator": prompt_lm, "agent": agent.lm}
-    opt = build_task(
-        params.module, agent.retriever, lms, params.max_searches, params.generator_searches
-    )
+    opt = build_task(params.module, agent.retriever, lms, config)
     return opt, verifier, prompt_lm, version
 
 

@@ -30,6 +30,7 @@ from flows.runs import finalise as ds
 from flows.runs.store import RunStore, models_of, new_run_id, resolve_run_dir
 from modules import embeddings, quality, store
 from modules.attempts import Attempt, Verifier, fewest_searches, verdict
+from modules.config import build_config
 from modules.errors import SageError
 from modules.retriever import QdrantRetriever, open_retriever
 from modules.seeding import stable_int
@@ -74,9 +75,9 @@ class Checkers:
     def open(cls, params: ValidateParams, settings: Any, collection: str) -> Checkers:
         verifier = None
         if params.reverify:
-            verifier, _ = runtime.open_verifier(
-                settings, collection, int(params.max_searches or 0), int(params.attempts or 1)
-            )
+            config = build_config(settings, attempts=int(params.attempts or 1),
+                                  max_searches=int(params.max_searches or 0))  # fmt: skip
+            verifier, _ = runtime.open_verifier(settings, collection, config)
         tagger = Tagger(runtime.role_lm(settings, "judge")) if params.tag else None
         return cls(verifier, tagger, params)
 

@@ -9,8 +9,9 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
+from modules.context import Shown, clip, fit_items, flat, full_length
 from modules.passages import Passage, Retriever
-from modules.predict import Meter, clip, predict_twice, safe_predict, sample_config
+from modules.predict import Meter, predict_twice, safe_predict, sample_config
 from modules.signatures import FinalAnswer, NextStep
 
 
@@ -27,38 +28,48 @@ class AgentResult:
     meter: Meter = field(default_factory=Meter)
 
 
-def render_trajectory(trace: list[dict[str, Any]], passage_chars: int, max_chars: int) -> str:
-    """The agent's searches and passages as text, older passages shortened to fit max_chars."""
+def render_trajectory(
+    trace: list[dict[str, Any]], passage_chars: int | None, max_chars: int | None
+) -> str:
+    """The agent's searches and passages as text (see ``show_trajectory``)."""
+    return show_trajectory(trace, passage_chars, max_chars).text
+
+
+def show_trajectory(
+    trace: list[dict[str, Any]], passage_chars: int | None, max_chars: int | None
+) -> Shown:
+    """The agent's searches and passages, each passage at most ``passage_chars`` (None:
+    whole), older searches' passages shortened first to fit ``max_chars`` (None: no limit),
+    with the retrieved characters shown and cut."""
     searches = [s for s in trace if s["type"] == "search"]
     if not searches:
-        return "(no searches yet)"
-    limits = [passage_chars] * len(searches)
-    for shrink in (160, 60, 0):
-        text = _render(searches, limits)
-        if len(text) <= max_chars:
-            return text
-        limits = [min(lim, shrink) for lim in limits[:-1]] + limits[-1:]
-    return clip(_render(searches, limits), max_chars)
+        return Shown("(no searches yet)")
+    return fit_items(lambda limits: _render(searches, limits), len(searches), passage_chars,
+                     max_chars)  # fmt: skip
 
 
-def _render(searches: list[dict[str, Any]], limits: list[int]) -> str:
+def _render(searches: list[dict[str, Any]], limits: list[int | None]) -> Shown:
     seen: set[str] = set()
-    lines = []
+    lines, shown, cut = [], 0, 0
     for i, (step, limit) in enumerate(zip(searches, limits, strict=True), start=1):
         lines.append(f"Search {i}: {step['query']}")
         for p in step["passages"]:
             if p["id"] in seen:
                 lines.append(f"- {p['title']}: (shown above)")
-            elif limit > 0:
-                lines.append(f"- {p['title']}: {clip(p['text'], limit)}")
-            else:
-                lines.append(f"- {p['title']}")
+                continue
             seen.add(p["id"])
-    return "\n".join(lines)
+            text = clip(p["text"], limit) if limit != 0 else ""
+            lines.append(f"- {p['title']}: {text}" if text else f"- {p['title']}")
+            kept = len(text.removesuffix("…"))
+            shown, cut = shown + kept, cut + max(0, full_length(p) - kept)
+    return Shown("\n".join(lines), shown, cut)
 
 
-def passage_record(p: Passage, chars: int) -> dict[str, Any]:
-    return {"id": p.id, "doc_id": p.doc_id, "title": p.title, "text": clip(p.text, chars)}
+def passage_record(p: Passage, chars: int | None) -> dict[str, Any]:
+    """A retrieved passage as traces store it: its text (at most ``chars``; None: whole) and
+    its full length."""
+    return {"id": p.id, "doc_id": p.doc_id, "title": p.title, "text": clip(p.text, chars),
+            "chars": len(flat(p.text))}  # fmt: skip
 
 
 class SearchAgent(dspy.Module):
@@ -79,8 +90,8 @@ class SearchAgent(dspy.Module):
         adapter: Any | None = None,
         k: int = 3,
         max_searches: int = 10,
-        passage_chars: int = 450,
-        trajectory_chars: int = 9000,
+        passage_chars: int | None = None,
+        trajectory_chars: int | None = None,
         force_answer: bool = False,
     ):
         super().__init__()
@@ -123,11 +134,18 @@ class SearchAgent(dspy.Module):
         res.meter.seconds = time.perf_counter() - t0
         return res
 
+    def _trajectory(self, res: AgentResult) -> str:
+        """The trajectory for the next prompt; what it showed and cut goes to the meter."""
+        shown = show_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
+        res.meter.shown_chars += shown.shown
+        res.meter.cut_chars += shown.cut
+        return shown.text
+
     def _next_step(
         self, question: str, res: AgentResult, rollout_id: int | None, temperature: float | None
     ) -> Any:
         """One NextStep (retried once with another sample if malformed); None if both fail."""
-        traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
+        traj = self._trajectory(res)
 
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:
             res.step_calls += 1
@@ -146,7 +164,7 @@ class SearchAgent(dspy.Module):
         self, question: str, res: AgentResult, rollout_id: int | None, temperature: float | None
     ) -> None:
         res.forced = True
-        traj = render_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
+        traj = self._trajectory(res)
 
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:
             cfg = sample_config(_rid(rollout_id, 999), temperature, retry)

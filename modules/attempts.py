@@ -43,17 +43,25 @@ def fewest_searches(attempts: list[Attempt]) -> Attempt | None:
     return min(correct, key=lambda a: (a.n_searches, a.index)) if correct else None
 
 
-def verdict(attempts: list[Attempt], target_steps: int) -> Status:
-    """accepted (pass@K and fewest searches among correct >= S), too_easy, or incorrect."""
+def verdict(attempts: list[Attempt], target_steps: int | None) -> Status:
+    """accepted (pass@K and fewest searches among correct >= S; with no S, pass@K alone),
+    too_easy, or incorrect."""
     best = fewest_searches(attempts)
     if best is None:
         return Status.INCORRECT
-    return Status.ACCEPTED if best.n_searches >= target_steps else Status.TOO_EASY
+    if target_steps is None or best.n_searches >= target_steps:
+        return Status.ACCEPTED
+    return Status.TOO_EASY
 
 
 def best_attempt(attempts: list[Attempt], rng: random.Random) -> Attempt | None:
-    """The correct attempt with fewest searches, else a random one (the paper's choice)."""
-    return fewest_searches(attempts) or (rng.choice(attempts) if attempts else None)
+    """The trace the reviser sees, as the SAGE code chooses it: the correct attempt with
+    the fewest searches, else a random attempt that gave an answer, else a random one."""
+    if best := fewest_searches(attempts):
+        return best
+    answered = [a for a in attempts if a.answer and a.answer.strip().lower() != "none"]
+    pool = answered or attempts
+    return rng.choice(pool) if pool else None
 
 
 def attempt(

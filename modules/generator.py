@@ -11,14 +11,21 @@ import dspy
 
 from modules.adapter import json_adapter
 from modules.agent import passage_record
+from modules.context import Shown, clip, fit_items, full_length
 from modules.passages import Retriever
-from modules.predict import Meter, clip, predict_twice, safe_predict, sample_config
-from modules.signatures import ANSWER_SOURCES, ResearchStep, WriteQA
+from modules.predict import Meter, predict_twice, safe_predict, sample_config
+from modules.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 from modules.textnorm import contains_answer, normalize
 
 _HOW_WHY = re.compile(r"^\s*(how|why)\b", re.I)
 _REF = re.compile(r"P(\d+)")
 _NOTE_REF = re.compile(r"\bP\d+\b")
+TRACE_CHARS = 350  # a research step's passages as the trace shows them (notes hold the text)
+
+
+def target_text(target_steps: int | None) -> str:
+    """The target S as prompts show it ('multiple' when the run sets none)."""
+    return NO_TARGET if target_steps is None else str(target_steps)
 
 
 @dataclass
@@ -45,7 +52,7 @@ class Draft:
     it answers, and what the work gathered (notes P1.., the trace, the cost)."""
 
     document: str
-    target_steps: int
+    target_steps: int | None
     answer_type: str = "entity"
     feedback: str = "none"
     rollout_id: int | None = None
@@ -90,9 +97,35 @@ def check_candidate(question: str, answer: str) -> str | None:
     return None
 
 
-def render_notes(notes: list[dict[str, Any]], chars: int, total: int) -> str:
-    lines = [f"{n['ref']} {n['title']}: {clip(n['text'], chars)}" for n in notes[1:]]
-    return clip("\n".join(lines), total) if lines else "(none yet)"
+def render_notes(notes: list[dict[str, Any]], chars: int | None, total: int | None) -> str:
+    """The notes found by research (P2, P3, ...) as text (see ``show_notes``)."""
+    return show_notes(notes, chars, total).text
+
+
+def show_notes(notes: list[dict[str, Any]], chars: int | None, total: int | None) -> Shown:
+    """The research notes, each at most ``chars`` (None: whole), the oldest shortened first
+    to fit ``total`` (None: no limit), with the characters shown and cut."""
+    found = notes[1:]
+    if not found:
+        return Shown("(none yet)")
+
+    def render(limits: list[int | None]) -> Shown:
+        lines, shown, cut = [], 0, 0
+        for n, limit in zip(found, limits, strict=True):
+            text = clip(n["text"], limit) if limit != 0 else ""
+            lines.append(f"{n['ref']} {n['title']}: {text}")
+            kept = len(text.removesuffix("…"))
+            shown, cut = shown + kept, cut + max(0, full_length(n) - kept)
+        return Shown("\n".join(lines), shown, cut)
+
+    return fit_items(render, len(found), chars, total)
+
+
+def counted(shown: Shown, meter: Meter) -> str:
+    """A prompt part's text, its shown and cut characters added to ``meter``."""
+    meter.shown_chars += shown.shown
+    meter.cut_chars += shown.cut
+    return shown.text
 
 
 def candidate_from(pred: Any, notes: list[dict[str, Any]], answer_type: str) -> Candidate:
@@ -132,9 +165,10 @@ class Generator(dspy.Module):
         adapter: Any | None = None,
         k: int = 3,
         max_searches: int = 20,
-        passage_chars: int = 350,
-        notes_chars: int = 5000,
+        passage_chars: int | None = None,
+        notes_chars: int | None = None,
         answer_source: str = "seed",
+        doc_chars: int | None = None,
     ):
         super().__init__()
         if answer_source not in ANSWER_SOURCES:
@@ -147,6 +181,7 @@ class Generator(dspy.Module):
         self.max_searches = max_searches
         self.passage_chars = passage_chars
         self.notes_chars = notes_chars
+        self.doc_chars = doc_chars
         self.research = dspy.Predict(ResearchStep)
         self.write = dspy.Predict(WriteQA)
 
@@ -157,7 +192,7 @@ class Generator(dspy.Module):
     def forward(
         self,
         document: str,
-        target_steps: int,
+        target_steps: int | None,
         feedback: str = "none",
         rollout_id: int | None = None,
         doc_id: str = "seed",
@@ -190,7 +225,8 @@ class Generator(dspy.Module):
             cfg = sample_config(draft.rid(len(draft.trace)), None, retry)
             pred, err = safe_predict(
                 self.research, draft.meter, self.lm, self.adapter, cfg,
-                document=clip(draft.document, 2400), target_steps=draft.target_steps,
+                document=clip(draft.document, self.doc_chars),
+                target_steps=target_text(draft.target_steps),
                 answer_type=draft.answer_type, feedback=draft.feedback,
                 notes=render_notes(draft.notes, self.passage_chars, self.notes_chars),
                 searches_left=searches_left,
@@ -208,11 +244,11 @@ class Generator(dspy.Module):
         known = {n["id"] for n in draft.notes}
         for p in found:
             if p.id not in known:
-                draft.notes.append({"ref": f"P{len(draft.notes) + 1}", **passage_record(p, 1200)})
+                draft.notes.append({"ref": f"P{len(draft.notes) + 1}", **passage_record(p, None)})
                 known.add(p.id)
         draft.trace.append({
             "type": "search", "reasoning": reasoning, "query": query,
-            "passages": [passage_record(p, self.passage_chars) for p in found],
+            "passages": [passage_record(p, TRACE_CHARS) for p in found],
         })  # fmt: skip
 
     def write_pair(self, draft: Draft) -> GenResult:
@@ -223,9 +259,11 @@ class Generator(dspy.Module):
             return safe_predict(
                 self.write, draft.meter, self.lm, self.adapter,
                 sample_config(draft.rid(900 + retry), None, retry),
-                document=clip(draft.document, 2400), target_steps=draft.target_steps,
+                document=clip(draft.document, self.doc_chars),
+                target_steps=target_text(draft.target_steps),
                 answer_type=draft.answer_type, answer_from=self.answer_from, feedback=feedback,
-                notes=render_notes(draft.notes, self.passage_chars, self.notes_chars),
+                notes=counted(show_notes(draft.notes, self.passage_chars, self.notes_chars),
+                              draft.meter),
             )  # fmt: skip
 
         return write_checked(

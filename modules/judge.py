@@ -44,14 +44,15 @@ class Judge(dspy.Module):
     """Correctness of a response against gold answers (and aliases).
 
     An exact match after normalisation with the gold or an alias is the only verdict made
-    without a model. A response lacking the gold's numbers is wrong (``number_guard``).
+    without a model. A response lacking the gold's numbers is wrong (``number_guard``; off
+    under the ``paper`` profile, where the LLM judge decides, as in the SAGE code).
     Everything else goes to the LLM judge at temperature 0; its "correct" also needs at
     least ``min_gold_recall`` of some gold answer's content words in the response (small
     models over-accept: the 0.5B local judge accepted "Tarvassa Island" for "Ilvaro" and
     "Tom T. Hall …" for "G. Stanley Hall"). ``min_gold_recall=0`` (setting
-    ``judge_min_gold_recall``) turns that guard off for a strong judge that must accept
-    token-disjoint paraphrases ("JFK" for "John F. Kennedy"). With ``use_llm=False`` the
-    cases a model would decide are ``undecided`` (not correct).
+    ``judge_min_gold_recall``, the ``paper`` profile) turns that guard off for a strong
+    judge that must accept token-disjoint paraphrases ("JFK" for "John F. Kennedy"). With
+    ``use_llm=False`` the cases a model would decide are ``undecided`` (not correct).
     """
 
     def __init__(
@@ -60,12 +61,16 @@ class Judge(dspy.Module):
         adapter: Any | None = None,
         use_llm: bool = True,
         min_gold_recall: float = 0.5,
+        number_guard: bool = True,
+        temperature: float = 0.0,
     ):
         super().__init__()
         self.lm = lm
         self.adapter = adapter if adapter is not None else json_adapter()
         self.use_llm = use_llm
         self.min_gold_recall = min_gold_recall
+        self.number_guard = number_guard
+        self.temperature = temperature
         self.judge = dspy.Predict(JudgeAnswer)
 
     def forward(
@@ -82,7 +87,7 @@ class Judge(dspy.Module):
         em, f1 = best_match(response, golds)
         if em:
             return Judgement(True, "exact", response, 1.0)
-        if number_guard(response, golds):
+        if self.number_guard and number_guard(response, golds):
             return Judgement(False, "number_guard", response, f1)
         if not self.use_llm:
             return Judgement(False, "undecided", None, f1)
@@ -91,7 +96,7 @@ class Judge(dspy.Module):
             meter or Meter(),
             self.lm,
             self.adapter,
-            {"temperature": 0.0},
+            {"temperature": self.temperature},
             question=question,
             gold_answers=" | ".join(golds),
             response=response,

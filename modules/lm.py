@@ -8,6 +8,7 @@ from typing import Any
 
 import dspy
 
+from modules.config import role_config
 from modules.local_engine import EngineSpec, LocalEngine
 from modules.served_engine import ServedEngine
 from modules.settings import LOCAL_LM
@@ -117,28 +118,25 @@ def register_response_schema(model: str) -> None:
 
 
 def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 1) -> LMConfig:
-    """LMConfig for a role ('generator', 'agent', 'judge') from Settings.
+    """LMConfig for a role ('generator', 'agent', 'judge') from Settings: its model, its
+    endpoint (``Settings.endpoint``) and its temperature and output tokens under the run's
+    profile (``modules.config.role_config``).
 
     ``requests_in_flight`` (seeds at once × attempts at once) sizes the local engine's
     parallel slots unless the ``n_parallel`` setting fixes them. Only the judge (temperature
     0) uses DSPy's LM cache: every generator and agent call is a sample with its own
     rollout id, so a cache lookup and write could never pay off.
     """
-    model = {
-        "generator": settings.lm,
-        "agent": settings.agent_lm_name,
-        "judge": settings.judge_lm_name,
-    }
-    if role not in model:
-        raise ValueError(f"unknown LM role {role!r}")
-    key = settings.api_key.get_secret_value() if settings.api_key else None
+    model = settings.model_of(role)
+    api_base, key = settings.endpoint(role)
+    rc = role_config(settings, role, LOCAL_LM)
     return LMConfig(
-        model=model[role],
+        model=model,
         models_dir=settings.models_dir,
-        api_base=settings.api_base,
+        api_base=api_base,
         api_key=key,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
+        max_tokens=rc.max_tokens,
+        temperature=rc.temperature,
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_parallel=settings.n_parallel or max(1, min(requests_in_flight, MAX_AUTO_SLOTS)),

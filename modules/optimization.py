@@ -21,9 +21,11 @@ import dspy
 
 from modules.agent import SearchAgent
 from modules.attempts import Verifier, verdict
+from modules.config import SageConfig
+from modules.context import clip
 from modules.generator import Candidate, Generator
-from modules.predict import clip
 from modules.reviser import Reviser
+from modules.sage import Sage, SageLMs
 from modules.seeding import stable_int
 from modules.status import Status
 
@@ -122,24 +124,16 @@ class ReviserTask(Task):
         return dspy.Prediction(candidate=gen.candidate, error=gen.error)
 
 
-def build_task(
-    which: str,
-    retriever: Any,
-    lms: dict[str, Any],
-    max_searches: int = 10,
-    generator_searches: int = 20,
-    temperature: float | None = None,
-) -> Task:
-    """A fresh (unoptimized) task for ``which`` sub-module, wired like a Sage program."""
+def build_task(which: str, retriever: Any, lms: dict[str, Any], config: SageConfig) -> Task:
+    """A fresh (unoptimized) task for ``which`` sub-module, wired as a Sage program with
+    ``config`` is (its budgets, search limits and the agent's temperature)."""
+    sage = Sage(retriever, SageLMs(lms.get("generator"), lms.get("agent")), config)
     if which == "agent":
-        return AgentTask(
-            SearchAgent(retriever, lms["agent"], max_searches=max_searches), temperature
-        )
-    generator = Generator(retriever, lms["generator"], max_searches=generator_searches)
+        return AgentTask(sage.agent, config.role("agent").temperature)
     if which == "generator":
-        return GeneratorTask(generator)
+        return GeneratorTask(sage.generator)
     if which == "reviser":
-        return ReviserTask(Reviser(generator, lms["generator"]))
+        return ReviserTask(sage.reviser)
     raise ValueError(f"unknown module {which!r}: use one of {', '.join(MODULES)}")
 
 

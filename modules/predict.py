@@ -17,12 +17,15 @@ PARSE_ERRORS = (AdapterParseError, ValidationError, ValueError, TypeError, KeyEr
 
 @dataclass
 class Meter:
-    """LM calls, tokens and wall time spent by one unit of work (an attempt, a round)."""
+    """LM calls, tokens and wall time spent by one unit of work (an attempt, a round), and
+    the retrieved characters its prompts showed and cut."""
 
     lm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    shown_chars: int = 0  # retrieved text shown in prompts (modules/context.py)
+    cut_chars: int = 0  # retrieved text left out of them
 
     @property
     def tokens(self) -> int:
@@ -33,6 +36,8 @@ class Meter:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.seconds += other.seconds
+        self.shown_chars += other.shown_chars
+        self.cut_chars += other.cut_chars
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"tokens": self.tokens}
@@ -40,7 +45,7 @@ class Meter:
     @classmethod
     def of(cls, d: dict[str, Any]) -> Meter:
         """A meter back from its ``to_dict``."""
-        return cls(**{k: v for k, v in d.items() if k != "tokens"})
+        return cls(**{k: v for k, v in d.items() if k in _METER_FIELDS})
 
     @classmethod
     def total(cls, meters: list[Meter]) -> Meter:
@@ -48,6 +53,9 @@ class Meter:
         for m in meters:
             out.add(m)
         return out
+
+
+_METER_FIELDS = frozenset(Meter.__dataclass_fields__)
 
 
 def lm_context(lm: Any | None, adapter: Any | None) -> Any:
@@ -96,11 +104,6 @@ def sample_config(rollout_id: int | None, temperature: float | None, retry: int 
     if rollout_id is not None or retry:
         cfg["rollout_id"] = (rollout_id or 0) * 8 + retry
     return cfg
-
-
-def clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: max(0, n - 1)].rstrip() + "…"
 
 
 def predict_twice(

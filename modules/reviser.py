@@ -7,10 +7,19 @@ from typing import Any
 import dspy
 
 from modules.adapter import json_adapter
-from modules.agent import render_trajectory
-from modules.generator import Candidate, Draft, Generator, GenResult, write_checked
-from modules.generator import render_notes as _notes
-from modules.predict import clip, safe_predict, sample_config
+from modules.agent import show_trajectory
+from modules.context import Shown, clip
+from modules.generator import (
+    Candidate,
+    Draft,
+    Generator,
+    GenResult,
+    counted,
+    show_notes,
+    target_text,
+    write_checked,
+)
+from modules.predict import safe_predict, sample_config
 from modules.signatures import ReviseQA
 from modules.status import Status
 
@@ -20,7 +29,9 @@ FEEDBACK = {
 }
 
 
-def render_research(trace: list[dict[str, Any]], notes: list[dict[str, Any]], chars: int) -> str:
+def render_research(
+    trace: list[dict[str, Any]], notes: list[dict[str, Any]], chars: int | None
+) -> str:
     """The generator's searches, each with the references of the passages it found (their
     full text is in the notes)."""
     ref = {n["id"]: n["ref"] for n in notes}
@@ -33,37 +44,55 @@ def render_research(trace: list[dict[str, Any]], notes: list[dict[str, Any]], ch
     return clip("; ".join(steps), chars) if steps else "(no searches)"
 
 
-def render_attempt(attempt: dict[str, Any] | None, passage_chars: int, chars: int) -> str:
+def render_attempt(
+    attempt: dict[str, Any] | None, passage_chars: int | None, chars: int | None
+) -> str:
     """The chosen search attempt with the text of every passage it read."""
+    return show_attempt(attempt, passage_chars, chars).text
+
+
+def show_attempt(
+    attempt: dict[str, Any] | None, passage_chars: int | None, chars: int | None
+) -> Shown:
+    """``render_attempt`` with the retrieved characters shown and cut."""
     if not attempt:
-        return "(no attempt)"
-    traj = render_trajectory(attempt.get("trace") or [], passage_chars, chars)
+        return Shown("(no attempt)")
+    traj = show_trajectory(attempt.get("trace") or [], passage_chars, chars)
     verdict = "correct" if attempt.get("correct") else "wrong"
-    return (
-        f"{traj}\nFinal answer: {attempt.get('answer')} ({verdict}, "
+    text = (
+        f"{traj.text}\nFinal answer: {attempt.get('answer')} ({verdict}, "
         f"{attempt.get('n_searches')} searches)"
     )
+    return Shown(text, traj.shown, traj.cut)
 
 
-def render_history(history: list[dict[str, Any]], chars: int) -> str:
-    """Earlier rounds of this seed: each version, its analysis and how it fared."""
+def render_history(history: list[dict[str, Any]], chars: int | None) -> str:
+    """Earlier rounds of this seed: each version, its analysis, how it fared and the
+    feedback it got."""
     lines = []
     for h in history:
         analysis = f" Analysis: {h['analysis']}" if h.get("analysis") else ""
+        feedback = f" Feedback: {h['feedback']}" if h.get("feedback") else ""
         lines.append(
             f"Round {h['round']} ({h['mode']}):{analysis} Question: {h.get('question')} "
-            f"Answer: {h.get('answer')} -> {h['status']}"
+            f"Answer: {h.get('answer')} -> {h['status']}.{feedback}"
         )
     return clip("\n".join(lines), chars) if lines else "none"
+
+
+def feedback_text(status: str, target_steps: int | None) -> str:
+    """The feedback a round's verdict gives the reviser."""
+    return FEEDBACK[status].format(s=target_text(target_steps))
 
 
 class Reviser(dspy.Module):
     """Revise a pair that was too easy or incorrect; optionally search again first.
 
-    It sees the seed document, the notes (the full text of every passage the research
-    found), the research queries, the chosen search attempt with the passages it read and,
-    from round 2 on, the earlier rounds' versions and analyses, each within a character
-    budget so the prompt fits a small model's context.
+    It sees the seed document, the notes (the text of every passage the research found),
+    the research queries, the chosen search attempt with the passages it read and, from
+    round 2 on, the earlier rounds' versions, analyses and feedback. Each part has a
+    character budget (``None``: whole); under the ``paper`` profile they are derived from
+    the context window, so nothing is cut while the prompt fits.
     """
 
     def __init__(
@@ -73,11 +102,14 @@ class Reviser(dspy.Module):
         adapter: Any | None = None,
         search: bool = False,
         search_budget: int = 5,
-        notes_chars: int = 5000,
-        attempt_chars: int = 4000,
-        research_chars: int = 1200,
-        history_chars: int = 1500,
-        attempt_passage_chars: int = 450,
+        notes_chars: int | None = None,
+        attempt_chars: int | None = None,
+        research_chars: int | None = None,
+        history_chars: int | None = None,
+        attempt_passage_chars: int | None = None,
+        note_chars: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ):
         super().__init__()
         self.generator = generator
@@ -90,12 +122,15 @@ class Reviser(dspy.Module):
         self.research_chars = research_chars
         self.history_chars = history_chars
         self.attempt_passage_chars = attempt_passage_chars
+        self.note_chars = note_chars
+        self.temperature = temperature
+        self.max_tokens = max_tokens
         self.revise = dspy.Predict(ReviseQA)
 
     def forward(
         self,
         document: str,
-        target_steps: int,
+        target_steps: int | None,
         failure: str,
         candidate: Candidate,
         research: list[dict[str, Any]],
@@ -105,7 +140,7 @@ class Reviser(dspy.Module):
         rollout_id: int | None = None,
     ) -> GenResult:
         draft = Draft(document, target_steps, candidate.answer_type,
-                      FEEDBACK[failure].format(s=target_steps), rollout_id,
+                      feedback_text(failure, target_steps), rollout_id,
                       notes=[dict(n) for n in notes])  # fmt: skip
         if self.search:
             self.generator.gather(draft, self.search_budget)
@@ -114,20 +149,24 @@ class Reviser(dspy.Module):
             current = candidate.render()
             if hint:
                 current += f"\n(Your last revision broke a rule: {hint})"
+            cfg = sample_config(rollout_id, self.temperature, retry)
+            if self.max_tokens:
+                cfg["max_tokens"] = self.max_tokens
             return safe_predict(
-                self.revise, draft.meter, self.lm, self.adapter,
-                sample_config(rollout_id, None, retry),
-                document=clip(document, 2400), target_steps=target_steps,
+                self.revise, draft.meter, self.lm, self.adapter, cfg,
+                document=clip(document, self.generator.doc_chars),
+                target_steps=target_text(target_steps),
                 answer_type=draft.answer_type, answer_from=self.generator.answer_from,
                 failure=failure, current=current,
                 generator_trace=render_research(
                     [*research, *draft.trace], draft.notes, self.research_chars
                 ),
-                search_trace=render_attempt(
+                search_trace=counted(show_attempt(
                     best_attempt, self.attempt_passage_chars, self.attempt_chars
-                ),
+                ), draft.meter),
                 previous_rounds=render_history(history or [], self.history_chars),
-                notes=_notes(draft.notes, 1200, self.notes_chars),
+                notes=counted(show_notes(draft.notes, self.note_chars, self.notes_chars),
+                              draft.meter),
             )  # fmt: skip
 
         return write_checked(

@@ -12,11 +12,12 @@ import dspy
 from modules.adapter import json_adapter
 from modules.agent import SearchAgent
 from modules.attempts import Attempt, Verifier, best_attempt, fewest_searches, verdict
+from modules.config import SageConfig
 from modules.generator import Candidate, Generator, GenResult
 from modules.judge import Judge
 from modules.passages import Retriever
 from modules.predict import Meter
-from modules.reviser import Reviser
+from modules.reviser import Reviser, feedback_text
 from modules.seeding import stable_int
 from modules.status import REVISABLE, Status, seed_done
 
@@ -29,7 +30,7 @@ class RoundResult:
 
     round: int
     status: Status
-    target_steps: int
+    target_steps: int | None
     mode: str  # generate | revise:too_easy | revise:incorrect | resample
     candidate: dict[str, Any] | None
     attempts: list[Attempt] = field(default_factory=list)
@@ -44,7 +45,7 @@ class RoundResult:
         r: int,
         mode: str,
         gen: GenResult,
-        target_steps: int,
+        target_steps: int | None,
         attempts: list[Attempt] | None = None,
     ) -> RoundResult:
         """The round: its pair (if one was written), judged attempts, verdict and cost."""
@@ -84,6 +85,8 @@ class RoundResult:
             "lm_calls": int(self.meter.get("lm_calls", 0)),
             "tokens": int(self.meter.get("tokens", 0)),
             "seconds": float(self.meter.get("seconds", 0.0)),
+            "shown_chars": int(self.meter.get("shown_chars", 0)),
+            "cut_chars": int(self.meter.get("cut_chars", 0)),
         }
 
     def history_entry(self) -> dict[str, Any]:
@@ -92,9 +95,16 @@ class RoundResult:
         analysis = next(
             (t.get("analysis") for t in self.generator_trace if t["type"] == "revised"), None
         )
+        feedback = None
+        if self.status in REVISABLE:
+            right = sum(a.correct for a in self.attempts)
+            best = fewest_searches(self.attempts)
+            fewest = f", the fastest in {best.n_searches} searches" if best else ""
+            feedback = (f"{feedback_text(self.status, self.target_steps)} "
+                        f"({right} of {len(self.attempts)} attempts right{fewest})")  # fmt: skip
         return {"round": self.round, "mode": self.mode, "status": self.status,
                 "question": c.get("question"), "answer": c.get("answer"),
-                "analysis": analysis}  # fmt: skip
+                "analysis": analysis, "feedback": feedback}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,47 +126,64 @@ def finished(done: list[RoundResult], rounds: int) -> bool:
     return bool(done) and seed_done(done[-1].status, done[-1].round, rounds)
 
 
+@dataclass(frozen=True)
+class SageLMs:
+    """The LM of each role (None: DSPy's configured LM); the reviser uses the generator's."""
+
+    generator: Any | None = None
+    agent: Any | None = None
+    judge: Any | None = None
+
+
 class Sage(dspy.Module):
-    """generate -> K attempts -> judge -> accept | revise (feedback) | regenerate (resample)."""
+    """generate -> K attempts -> judge -> accept | revise (feedback) | regenerate (resample).
+
+    ``Sage(retriever, lms, config)``: the LMs by role and the run's ``SageConfig`` (every
+    knob of the loop: K, R, strategy, budgets, temperatures, judge guards).
+    """
 
     def __init__(
         self,
         retriever: Retriever,
-        generator_lm: Any | None = None,
-        agent_lm: Any | None = None,
-        judge_lm: Any | None = None,
+        lms: SageLMs | None = None,
+        config: SageConfig | None = None,
         adapter: Any | None = None,
-        k: int = 3,
-        max_searches: int = 10,
-        generator_searches: int = 20,
-        revise_with_search: bool = False,
-        keep_unverified: bool = False,
-        agent_temperature: float = 0.7,
-        attempt_workers: int = 1,
-        judge_min_gold_recall: float = 0.5,
-        answer_source: str = "seed",
     ):
         super().__init__()
+        lms = lms or SageLMs()
+        cfg = config or SageConfig()
+        self.config = cfg
         adapter = adapter if adapter is not None else json_adapter()
         self.generator = Generator(
-            retriever, generator_lm, adapter, k, generator_searches, answer_source=answer_source
-        )
-        self.reviser = Reviser(self.generator, generator_lm, adapter, revise_with_search)
-        self.agent = SearchAgent(retriever, agent_lm, adapter, k, max_searches)
-        self.judge = Judge(judge_lm, adapter, min_gold_recall=judge_min_gold_recall)
-        self.keep_unverified = keep_unverified
-        self.agent_temperature = agent_temperature
-        self.attempt_workers = max(1, attempt_workers)
+            retriever, lms.generator, adapter, 3, cfg.generator_searches,
+            passage_chars=cfg.generator_passage_chars, notes_chars=cfg.notes_chars,
+            answer_source=cfg.answer_source, doc_chars=cfg.doc_chars,
+        )  # fmt: skip
+        reviser = cfg.role("reviser")
+        self.reviser = Reviser(
+            self.generator, lms.generator, adapter, cfg.revise_with_search,
+            notes_chars=cfg.reviser_notes_chars, attempt_chars=cfg.attempt_chars,
+            research_chars=cfg.research_chars, history_chars=cfg.history_chars,
+            attempt_passage_chars=cfg.passage_chars, note_chars=cfg.reviser_note_chars,
+            temperature=reviser.temperature, max_tokens=reviser.max_tokens,
+        )  # fmt: skip
+        self.agent = SearchAgent(retriever, lms.agent, adapter, 3, cfg.max_searches,
+                                 cfg.passage_chars, cfg.trajectory_chars)  # fmt: skip
+        self.judge = Judge(lms.judge, adapter, min_gold_recall=cfg.judge_min_gold_recall,
+                           number_guard=cfg.judge_number_guard,
+                           temperature=cfg.role("judge").temperature)  # fmt: skip
 
     def verify(self, cand: Candidate, k: int, rollout: int) -> list[Attempt]:
         """K judged attempts at the candidate question (distinct rollout ids)."""
-        verifier = Verifier(self.agent, self.judge, k, self.agent_temperature, self.attempt_workers)
+        cfg = self.config
+        verifier = Verifier(self.agent, self.judge, k, cfg.role("agent").temperature,
+                            cfg.attempt_workers)  # fmt: skip
         return verifier(cand.question, [cand.answer], rollout * 16)
 
     def _produce(
         self,
         document: str,
-        s: int,
+        s: int | None,
         strategy: str,
         done: list[RoundResult],
         rng: random.Random,
@@ -192,33 +219,32 @@ class Sage(dspy.Module):
     def forward(
         self,
         document: str,
-        target_steps: int,
-        attempts: int = 4,
-        rounds: int = 2,
-        strategy: str = "feedback",
+        target_steps: int | None,
         on_round: Callable[[RoundResult], None] | None = None,
         resume_from: list[RoundResult] | None = None,
         seed: Any = 0,
         doc_id: str = "seed",
         answer_type: str = "entity",
     ) -> SageResult:
-        """Algorithm 1 for one seed document: write a pair for target S, let the agent try
-        it K times, judge; accept it, or revise it with the traces (``feedback``) or write
-        a new one (``resample``), for up to R more rounds. ``resume_from``: finished rounds."""
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+        """Algorithm 1 for one seed document: write a pair for target S (None: no target,
+        accepted on pass@K alone), let the agent try it K times, judge; accept it, or revise
+        it with the traces (``feedback``) or write a new one (``resample``), for up to R more
+        rounds (K, R and the strategy from the config). ``resume_from``: finished rounds."""
+        cfg = self.config
+        if cfg.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, not {cfg.strategy!r}")
         done = list(resume_from or [])
         rng = random.Random(stable_int(seed, "best"))
-        while not finished(done, rounds):
+        while not finished(done, cfg.rounds):
             r = len(done)
             rollout = stable_int(seed, r) % 100_000
             mode, gen = self._produce(
-                document, target_steps, strategy, done, rng, rollout, doc_id, answer_type
+                document, target_steps, cfg.strategy, done, rng, rollout, doc_id, answer_type
             )
-            atts = self.verify(gen.candidate, attempts, rollout) if gen.candidate else []
+            atts = self.verify(gen.candidate, cfg.attempts, rollout) if gen.candidate else []
             rr = RoundResult.of(r, mode, gen, target_steps, atts)
-            if r == rounds:
-                rr.close(self.keep_unverified)
+            if r == cfg.rounds or (gen.candidate is None and not cfg.regenerate_failed):
+                rr.close(cfg.keep_unverified)  # the last round, or a failure not regenerated
             done.append(rr)
             if on_round is not None:
                 on_round(rr)

@@ -16,7 +16,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from modules.config import Profile
+
 LOCAL_LM = "local"
+SECRETS = frozenset({"api_key", "generator_api_key", "agent_api_key", "judge_api_key",
+                     "qdrant_api_key"})  # fmt: skip
+# LiteLLM providers that speak the OpenAI API from any server: the shared api_base applies to
+# them; every other provider (gemini, anthropic, ...) is hosted at its own address.
+OPENAI_COMPATIBLE = frozenset({
+    "openai", "hosted_vllm", "openai_like", "custom_openai", "text-completion-openai",
+    "litellm_proxy", "lm_studio", "llamafile", "ollama", "ollama_chat", "xinference",
+})  # fmt: skip
+
+
+def served_provider(model: str) -> bool:
+    """Whether a LiteLLM model string names an OpenAI-compatible (self-hostable) provider."""
+    return model.split("/", 1)[0] in OPENAI_COMPATIBLE
 
 
 def _config_file() -> Path:
@@ -38,29 +53,82 @@ class Settings(BaseSettings):
     lm: str = Field(LOCAL_LM, description="Generator LM: 'local' or a LiteLLM model string.")
     agent_lm: str | None = Field(None, description="Search-agent LM (default: lm).")
     judge_lm: str | None = Field(None, description="Judge LM (default: lm).")
-    api_base: str | None = Field(None, description="OpenAI-compatible server for LiteLLM models.")
+    api_base: str | None = Field(
+        None,
+        description="OpenAI-compatible server for every role without an endpoint of its own "
+        "whose model is not a hosted provider's (openai/, hosted_vllm/, ... models).",
+    )
     api_key: SecretStr | None = Field(None, description="API key (never written to artifacts).")
+    generator_api_base: str | None = Field(None, description="The generator's server.")
+    agent_api_base: str | None = Field(None, description="The search agent's server.")
+    judge_api_base: str | None = Field(None, description="The judge's server.")
+    generator_api_key: SecretStr | None = Field(None, description="Key for generator_api_base.")
+    agent_api_key: SecretStr | None = Field(None, description="Key for agent_api_base.")
+    judge_api_key: SecretStr | None = Field(None, description="Key for judge_api_base.")
     response_schema: bool | None = Field(
         None,
         description="true: send each signature's JSON schema as response_format (constrained "
-        "decoding). Unset: true when api_base is set (vLLM, llama.cpp, SGLang servers), else "
-        "LiteLLM's model map decides. false: leave it to LiteLLM's model map.",
+        "decoding). Unset: true when the role has an endpoint (vLLM, llama.cpp, SGLang "
+        "servers), else LiteLLM's model map decides. false: leave it to LiteLLM's model map.",
     )
     served_engine: str = Field(
         "native",
         pattern="^(native|litellm)$",
-        description="How models behind api_base are called: native (one pooled HTTP client, "
-        "the lightest path) or litellm.",
+        description="How models behind an endpoint are called: native (one pooled HTTP "
+        "client, the lightest path) or litellm.",
     )
-    judge_min_gold_recall: float = Field(
-        0.5,
+
+    profile: Profile | None = Field(
+        None,
+        description="paper (the official code's settings: served/API models) or small (the "
+        "bundled 8k-context model). Unset: small when a role runs the local model, else paper.",
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Temperature of generator, reviser and agent."
+    )
+    generator_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    reviser_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    agent_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    judge_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(
+        None, gt=0, description="Max output tokens per LM call of every role (always sent)."
+    )
+    generator_max_tokens: int | None = Field(None, gt=0)
+    reviser_max_tokens: int | None = Field(None, gt=0)
+    agent_max_tokens: int | None = Field(None, gt=0)
+    judge_max_tokens: int | None = Field(None, gt=0)
+    context_window: int | None = Field(
+        None,
+        ge=1024,
+        description="Context window (tokens) of every role: default 32768 for served and API "
+        "models, n_ctx for the local model.",
+    )
+    generator_context_window: int | None = Field(None, ge=1024)
+    agent_context_window: int | None = Field(None, ge=1024)
+    judge_context_window: int | None = Field(None, ge=1024)
+    passage_chars: int | None = Field(None, ge=0, description="Each passage the agent reads.")
+    trajectory_chars: int | None = Field(None, ge=0, description="The agent's trajectory.")
+    generator_passage_chars: int | None = Field(None, ge=0, description="Each generator note.")
+    notes_chars: int | None = Field(None, ge=0, description="The generator's notes in all.")
+    doc_chars: int | None = Field(None, ge=0, description="The seed document shown.")
+    attempt_chars: int | None = Field(None, ge=0, description="The reviser's search trace.")
+    research_chars: int | None = Field(None, ge=0, description="The reviser's research list.")
+    history_chars: int | None = Field(None, ge=0, description="The reviser's earlier rounds.")
+    reviser_note_chars: int | None = Field(None, ge=0, description="Each note the reviser sees.")
+    reviser_notes_chars: int | None = Field(None, ge=0, description="The reviser's notes.")
+    judge_min_gold_recall: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
         description="An LLM judge's 'correct' needs this share of a gold answer's content words "
-        "in the response (guards a weak judge; 0 turns the guard off for a strong judge).",
+        "in the response (guards a weak judge; 0 = off).",
     )
-    max_tokens: int = Field(768, gt=0, description="Max output tokens per LM call (always sent).")
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    judge_number_guard: bool | None = Field(
+        None, description="A response lacking the gold's numbers is wrong without asking the LM."
+    )
+    regenerate_failed: bool | None = Field(
+        None, description="A seed whose generation failed is regenerated next round (else dropped)."
+    )
     n_ctx: int = Field(8192, ge=512, description="Context window per slot of the local model.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for the local model.")
     n_parallel: int | None = Field(
@@ -100,6 +168,13 @@ class Settings(BaseSettings):
         if v in ("thread", "dask") or re.fullmatch(r"dask://[\w.\-\[\]:]+:\d+", v):
             return v
         raise ValueError(f"{v!r}: use thread, dask or dask://HOST:PORT")
+
+    @field_validator("api_base", "generator_api_base", "agent_api_base", "judge_api_base")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None or re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            return v
+        raise ValueError(f"{v!r} is not an http(s) URL")
 
     @field_validator("retriever")
     @classmethod
@@ -149,6 +224,28 @@ class Settings(BaseSettings):
     def judge_lm_name(self) -> str:
         return self.judge_lm or self.lm
 
+    def model_of(self, role: str) -> str:
+        """The model a role ('generator', 'agent', 'judge') runs."""
+        names = {"generator": self.lm, "agent": self.agent_lm_name, "judge": self.judge_lm_name}
+        if role not in names:
+            raise ValueError(f"unknown LM role {role!r}")
+        return names[role]
+
+    def endpoint(self, role: str) -> tuple[str | None, str | None]:
+        """(api_base, api_key) of a role: its own endpoint, else the shared ``api_base`` when
+        its model is served behind an OpenAI-compatible API (never a hosted provider's model:
+        a ``gemini/...`` judge goes to Gemini, not to the generator's vLLM server)."""
+        own = getattr(self, f"{role}_api_base")
+        own_key = getattr(self, f"{role}_api_key")
+        model = self.model_of(role)
+        if own:
+            base, key = own, own_key or self.api_key
+        elif model != LOCAL_LM and served_provider(model):
+            base, key = self.api_base, own_key or self.api_key
+        else:
+            base, key = None, own_key
+        return base, key.get_secret_value() if key else None
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (and validated)."""
         values = self.model_dump()
@@ -157,7 +254,7 @@ class Settings(BaseSettings):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings fit for a manifest: secrets dropped."""
-        data = self.model_dump(mode="json", exclude={"api_key", "qdrant_api_key"})
+        data = self.model_dump(mode="json", exclude=SECRETS)
         return data
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 AnswerType = Literal["entity", "date", "number"]
 ANSWER_TYPES: tuple[str, ...] = ("entity", "date", "number")
+NO_TARGET = "multiple"  # the target shown when a run sets no S (the official code's word)
+TARGET_DESC = "searches a solver should need (a number, or 'multiple')"
 ANSWER_SOURCES = {
     "seed": "a fact stated in the seed document (P1)",
     "any": "a fact stated in the seed document or in any passage of the notes",
@@ -29,14 +31,14 @@ class PlanStep(BaseModel):
 
 class NextStep(dspy.Signature):
     """You answer a question by searching a document collection, one step at a time.
-    Each step, either search for one missing fact (action "search", text = a short query
-    about one entity or sub-question) or give the final answer (action "answer", text = the
-    short answer only: a name, date or number). Ground every step in the retrieved
-    passages: answer only from them, not from your own knowledge (common sense and
-    arithmetic are fine). Do not guess the entities the question hides: find them with
-    searches, and build queries from the question and the passages. Search for one fact at
-    a time; never repeat a query; answer as soon as the passages contain the answer. When
-    searches_left is 0 you must answer."""
+    Each step, either search for one missing fact (action "search", text = a short search
+    query phrased as a question about one entity or sub-question) or give the final answer
+    (action "answer", text = the short answer only: a name, date or number). Ground every
+    step in the retrieved passages: answer only from them, not from your own knowledge
+    (common sense and arithmetic are fine). Do not guess the entities the question hides:
+    find them with searches, and build queries from the question and the passages. Search
+    for one fact at a time; never repeat a query; answer as soon as the passages contain
+    the answer. When searches_left is 0 you must answer."""
 
     question: str = dspy.InputField()
     trajectory: str = dspy.InputField(desc="your earlier searches and the passages they returned")
@@ -65,7 +67,7 @@ class ResearchStep(dspy.Signature):
     name), or stop researching (action "write") when the notes hold enough linked facts."""
 
     document: str = dspy.InputField(desc="the seed document")
-    target_steps: int = dspy.InputField(desc="searches a solver should need")
+    target_steps: str = dspy.InputField(desc=TARGET_DESC)
     answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
     feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
     notes: str = dspy.InputField(desc="passages found so far, each with a reference like P2")
@@ -87,7 +89,7 @@ class WriteQA(dspy.Signature):
     last one giving the answer."""
 
     document: str = dspy.InputField(desc="the seed document, reference P1")
-    target_steps: int = dspy.InputField()
+    target_steps: str = dspy.InputField(desc=TARGET_DESC)
     answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
     answer_from: str = dspy.InputField(desc="where the answer must be stated")
     feedback: str = dspy.InputField(desc="why an earlier version failed, or 'none'")
@@ -111,7 +113,7 @@ class ReviseQA(dspy.Signature):
     query."""
 
     document: str = dspy.InputField(desc="the seed document, reference P1")
-    target_steps: int = dspy.InputField()
+    target_steps: str = dspy.InputField(desc=TARGET_DESC)
     answer_type: AnswerType = dspy.InputField(desc="the kind of short answer wanted")
     answer_from: str = dspy.InputField(desc="where the answer must be stated")
     failure: Literal["too_easy", "incorrect"] = dspy.InputField()

@@ -48,7 +48,21 @@ def _global(
     agent_lm: Annotated[str | None, typer.Option(help="Search-agent LM. [SAGE_AGENT_LM]")] = None,
     judge_lm: Annotated[str | None, typer.Option(help="Judge LM. [SAGE_JUDGE_LM]")] = None,
     api_base: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL. [SAGE_API_BASE]")
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL of every served role. [SAGE_API_BASE]"),
+    ] = None,
+    generator_api_base: Annotated[
+        str | None, typer.Option(help="The generator's server. [SAGE_GENERATOR_API_BASE]")
+    ] = None,
+    agent_api_base: Annotated[
+        str | None, typer.Option(help="The search agent's server. [SAGE_AGENT_API_BASE]")
+    ] = None,
+    judge_api_base: Annotated[
+        str | None, typer.Option(help="The judge's server. [SAGE_JUDGE_API_BASE]")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="paper (served/API models) | small (the local model). [SAGE_PROFILE]"),
     ] = None,
     qdrant: Annotated[
         str | None, typer.Option(help="Embedded path or server URL. [SAGE_QDRANT]")
@@ -69,6 +83,10 @@ def _global(
             agent_lm=agent_lm,
             judge_lm=judge_lm,
             api_base=api_base,
+            generator_api_base=generator_api_base,
+            agent_api_base=agent_api_base,
+            judge_api_base=judge_api_base,
+            profile=profile,
             qdrant=qdrant,
             data_dir=data_dir,
             retriever=retriever,

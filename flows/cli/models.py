@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 
 from flows.cli.options import JsonOpt, emit, say
-from modules.settings import Settings
+from modules.config import ROLES, build_config
+from modules.settings import LOCAL_LM, SECRETS, Settings
 
 models_app = typer.Typer(no_args_is_help=True, help="Install and verify the local models.")
 
@@ -61,10 +64,30 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the effective settings (secrets hidden)."""
     settings: Settings = ctx.obj.settings()
     data = settings.public_dict()
-    for secret in ("api_key", "qdrant_api_key"):  # whether it was picked up, never its value
+    for secret in sorted(SECRETS):  # whether it was picked up, never its value
         data[secret] = "set" if getattr(settings, secret) else "unset"
     data["qdrant_location"] = settings.qdrant_location
-    emit(data, as_json, "\n".join(f"{k} = {v}" for k, v in data.items()))
+    config = build_config(settings)
+    data["resolved_profile"] = config.profile
+    data["roles"] = {
+        role: {
+            "model": settings.model_of(lm_role),
+            "endpoint": settings.endpoint(lm_role)[0] or _own_api(settings.model_of(lm_role)),
+            "key": "set" if settings.endpoint(lm_role)[1] else "unset",
+            **asdict(config.role(role)),
+        }
+        for role in ROLES
+        for lm_role in ["generator" if role == "reviser" else role]
+    }
+    lines = [f"{k} = {v}" for k, v in data.items() if k != "roles"]
+    lines += [f"{role}: " + ", ".join(f"{k}={v}" for k, v in r.items())
+              for role, r in data["roles"].items()]  # fmt: skip
+    emit(data, as_json, "\n".join(lines))
+
+
+def _own_api(model: str) -> str:
+    """Where a role without an endpoint goes: the local model or its provider's own API."""
+    return "in-process llama.cpp" if model == LOCAL_LM else f"{model.split('/')[0]} API"
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ def _plot_rounds(metrics: dict[str, Any], out: Path) -> None:
 def _plot_steps(metrics: dict[str, Any], out: Path) -> None:
     rows = metrics["per_target_steps"]
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    xs = [r["target_steps"] for r in rows]
+    xs = [r["target_steps"] or 0 for r in rows]  # 0: no target (--steps any)
     ax.bar([x - 0.2 for x in xs], [r["pct_correct"] or 0 for r in rows], 0.4, label="% correct")
     ax.bar([x + 0.2 for x in xs], [r["pct_pass"] or 0 for r in rows], 0.4, label="% pass")
     ax.set_xlabel("target searches S")
@@ -62,7 +62,7 @@ def write_report(run_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any
 collection `{p["collection"]}` ({manifest.get("collection_version", "?")}), strategy
 `{p["strategy"]}`, K={p["attempts"]} attempts, R={p["rounds"]} rounds, target S {p["steps"]}.
 Generator `{manifest["models"]["generator"]}`, agent `{manifest["models"]["agent"]}`,
-judge `{manifest["models"]["judge"]}`.
+judge `{manifest["models"]["judge"]}`; profile `{manifest.get("config", {}).get("profile", "?")}`.
 
 ## By round
 
@@ -77,13 +77,16 @@ judge `{manifest["models"]["judge"]}`.
 ## Funnel
 
 seeds {funnel["seeds"]} -> generated {funnel["generated"]} -> ever correct
-{funnel["ever_correct"]} -> accepted {funnel["accepted"]}
+{funnel["ever_correct"]} -> accepted {funnel["accepted"]}; rounds whose generation failed:
+{funnel.get("generation_failed", 0)}
 
 {md_table(funnel["per_round"], FUNNEL_COLS)}
 ## Cost
 
 {cost["lm_calls"]} LM calls, {cost["tokens"]} tokens, {cost["seconds"]} s of model work;
 per accepted item: {cost["lm_calls_per_accepted"]} calls, {cost["tokens_per_accepted"]} tokens.
+Retrieved text in prompts: {cost.get("retrieved_chars_shown")} characters shown,
+{cost.get("retrieved_chars_cut")} cut (share shown {cost.get("shown_share")}).
 """
     out = run_dir / "report.md"
     out.write_text(text)

@@ -1,5 +1,8 @@
 """Run metrics from the flat candidate table (one row per seed and round).
 
+``shown_chars`` / ``cut_chars``: retrieved text the round's prompts showed and left out
+(``modules/context.py``); ``cost.shown_share`` makes truncation visible per run.
+
 Per-round numbers follow the paper's view: at round r each seed is represented by its
 candidate after r feedback rounds (or its last one, if it stopped earlier because it was
 accepted or discarded). %correct = share whose candidate had pass@K >= 1; %pass = share
@@ -35,6 +38,8 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "lm_calls": pl.Int64(),
     "tokens": pl.Int64(),
     "seconds": pl.Float64(),
+    "shown_chars": pl.Int64(),
+    "cut_chars": pl.Int64(),
 }
 
 
@@ -81,13 +86,18 @@ def _mean(s: pl.Series) -> float | None:
     return round(float(s.mean()), 3) if len(s) else None
 
 
+def _target_is(s: int | None) -> pl.Expr:
+    """Rows with target S ``s`` (None: no target, ``--steps any``)."""
+    return pl.col("target_steps").is_null() if s is None else pl.col("target_steps") == s
+
+
 def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
     """Everything metrics.json holds: per round, per target S, the funnel and tokens."""
     per_round = [{"round": r, **_summary(state_at_round(df, r))} for r in range(rounds + 1)]
     final = state_at_round(df, rounds)
     per_s = [
-        {"target_steps": int(s), **_summary(final.filter(pl.col("target_steps") == s))}
-        for s in sorted(final["target_steps"].unique().to_list())
+        {"target_steps": s, **_summary(final.filter(_target_is(s)))}
+        for s in sorted(final["target_steps"].unique().to_list(), key=lambda s: s or 0)
     ]
     funnel_rounds = []
     for r in range(rounds + 1):
@@ -103,6 +113,8 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
     accepted = final.filter(pl.col("status") == Status.ACCEPTED.value).height
     tokens = int(df["tokens"].fill_null(0).sum())
     calls = int(df["lm_calls"].fill_null(0).sum())
+    shown = int(df["shown_chars"].fill_null(0).sum())
+    cut = int(df["cut_chars"].fill_null(0).sum())
     return {
         "per_round": per_round,
         "per_target_steps": per_s,
@@ -112,6 +124,7 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
                 (pl.col("round") == 0) & (pl.col("status") != Status.GENERATION_FAILED.value)
             ).height,
             "ever_correct": df.filter(pl.col("pass_at_k"))["seed_id"].n_unique(),
+            "generation_failed": df.filter(pl.col("question").is_null()).height,
             "accepted": accepted,
             "per_round": funnel_rounds,
         },
@@ -122,6 +135,9 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
             "seconds": round(float(df["seconds"].fill_null(0).sum()), 2),
             "tokens_per_accepted": round(tokens / accepted, 1) if accepted else None,
             "lm_calls_per_accepted": round(calls / accepted, 1) if accepted else None,
+            "retrieved_chars_shown": shown,
+            "retrieved_chars_cut": cut,
+            "shown_share": round(shown / (shown + cut), 4) if shown + cut else None,
             "tokens_per_round": [
                 int(df.filter(pl.col("round") == r)["tokens"].fill_null(0).sum())
                 for r in range(rounds + 1)

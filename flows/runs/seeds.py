@@ -11,9 +11,16 @@ from modules.errors import SageError
 from modules.signatures import ANSWER_TYPES
 
 
-def parse_steps(spec: str) -> dict[int, int | None]:
-    """'2-5' -> {2..5: None} (uniform draw); '3' -> {3: None}; '2:10,4:5' -> per-S quotas."""
+ANY_STEPS = "any"  # no target S: the generator is told "multiple" searches (the paper's
+# "A_gen w/o S" row) and a pair is accepted on pass@K alone
+
+
+def parse_steps(spec: str) -> dict[int | None, int | None]:
+    """'2-5' -> {2..5: None} (uniform draw); '3' -> {3: None}; '2:10,4:5' -> per-S quotas;
+    'any' -> {None: None} (no target)."""
     spec = spec.strip()
+    if spec.lower() == ANY_STEPS:
+        return {None: None}
     if re.fullmatch(r"\d+", spec):
         values = {int(spec): None}
     elif m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", spec):
@@ -24,7 +31,7 @@ def parse_steps(spec: str) -> dict[int, int | None]:
     elif re.fullmatch(r"\d+:\d+(\s*,\s*\d+:\d+)*", spec):
         values = {int(s): int(q) for s, q in (p.split(":") for p in spec.split(","))}
     else:
-        raise SageError(f"--steps {spec!r}: use N, LO-HI or S:COUNT,S:COUNT")
+        raise SageError(f"--steps {spec!r}: use N, LO-HI, S:COUNT,S:COUNT or any")
     if any(s < 1 or s > 10 for s in values):
         raise SageError(f"--steps {spec!r}: target searches must be between 1 and 10")
     return values
@@ -50,7 +57,7 @@ def parse_answer_types(spec: str) -> dict[str, float]:
 
 def plan_seeds(
     doc_ids: list[str],
-    steps: dict[int, int | None],
+    steps: dict[int | None, int | None],
     n_seeds: int,
     seed: int,
     prefer: Collection[str] | None = None,
@@ -75,7 +82,7 @@ def plan_seeds(
         targets = [s for s, q in sorted(quotas.items()) for _ in range(q)]
         rng.shuffle(targets)
     else:
-        choices = sorted(steps)
+        choices = sorted(steps, key=lambda s: -1 if s is None else s)
         targets = [rng.choice(choices) for _ in range(n_seeds)]
     wanted = set(prefer or ()) & set(doc_ids)
     first = sorted(wanted)

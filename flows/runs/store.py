@@ -34,9 +34,12 @@ def new_run_id(prefix: str = "") -> str:
 
 def models_of(settings: Any, roles: tuple[str, ...] = ("generator", "agent", "judge")) -> dict:
     """The models a run used, by role, for its manifest."""
-    names = {"generator": settings.lm, "agent": settings.agent_lm_name,
-             "judge": settings.judge_lm_name}  # fmt: skip
-    return {role: names[role] for role in roles}
+    return {role: settings.model_of(role) for role in roles}
+
+
+def endpoints_of(settings: Any, roles: tuple[str, ...] = ("generator", "agent", "judge")) -> dict:
+    """Where each role's requests went (None: the provider's own API or the local model)."""
+    return {role: settings.endpoint(role)[0] for role in roles}
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -55,6 +58,20 @@ def rounds_in_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for rec in records:
         by_round.setdefault(int(rec["round"]), rec)
     return [by_round[r] for r in sorted(by_round)]
+
+
+def config_conflict(run_id: str, old: dict | None, new: dict | None) -> None:
+    """Refuse to resume a run under another SAGE configuration, naming the knob."""
+    if not old or not new:
+        return  # a manifest from before configs were recorded, or a flow without one
+    from modules.config import SageConfig
+
+    change = SageConfig.from_record(new).resume_conflict(old)
+    if change:
+        raise SageError(
+            f"run {run_id!r} exists with another configuration ({change}): use another "
+            "--run-id, or the settings it was started with"
+        )
 
 
 class RunStore:
@@ -89,6 +106,7 @@ class RunStore:
                         f"run {self.run_id!r} exists with {key}={old['params'].get(key)!r}, "
                         f"not {manifest['params'].get(key)!r}: use another --run-id to change it"
                     )
+            config_conflict(self.run_id, old.get("config"), manifest.get("config"))
             kept = {k: old[k] for k in ("seeds", "questions", "created") if k in old}
             manifest = {**manifest, **kept}  # the original plan and creation time stand
             manifest["resumed"] = int(old.get("resumed", 0)) + 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from modules.sage import RoundResult, Sage
+from modules.config import profile_config
+from modules.sage import RoundResult, Sage, SageLMs
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
 
@@ -55,14 +56,20 @@ def attempt(searches: int, answer: str):
 WRONG_JUDGE = {"extracted_answer": "Bo Lund", "reasoning": "scripted", "correct": False}
 
 
+def sage_of(gen_lm, agent_lm, judge_lm, profile="small", **cfg) -> Sage:
+    """A Sage on the toy passages with these LMs, under ``profile`` with ``cfg`` knobs."""
+    config = profile_config(profile, **cfg)
+    return Sage(OverlapRetriever(TOY_PASSAGES), SageLMs(gen_lm, agent_lm, judge_lm), config)
+
+
 def make(gen, agent, judge=(), **kw) -> Sage:
-    return Sage(OverlapRetriever(TOY_PASSAGES), lm(gen), lm(agent), lm(list(judge)), **kw)
+    return sage_of(lm(gen), lm(agent), lm(list(judge)), **kw)
 
 
 def test_accept_at_round_zero():
     seen: list[RoundResult] = []
-    sage = make(write(), attempt(2, "Ada Venn") + attempt(3, "ada venn"))
-    res = sage(document="Symphony doc", target_steps=2, attempts=2, rounds=2, on_round=seen.append)
+    sage = make(write(), attempt(2, "Ada Venn") + attempt(3, "ada venn"), attempts=2, rounds=2)
+    res = sage(document="Symphony doc", target_steps=2, on_round=seen.append)
     assert [r.status for r in res.rounds] == ["accepted"] and seen == res.rounds
     row = res.rounds[0].summary()
     assert row["min_searches"] == 2 and row["n_correct"] == 2 and row["avg_at_k"] == 1.0
@@ -71,13 +78,10 @@ def test_accept_at_round_zero():
 
 def test_too_easy_gets_difficulty_feedback_then_accepts():
     gen = lm(write() + revise())
-    sage = Sage(
-        OverlapRetriever(TOY_PASSAGES),
-        gen,
-        lm(attempt(1, "Ada Venn") + attempt(3, "Ada Venn")),
-        lm([]),
+    sage = sage_of(
+        gen, lm(attempt(1, "Ada Venn") + attempt(3, "Ada Venn")), lm([]), attempts=1, rounds=2
     )
-    res = sage(document="Symphony doc", target_steps=3, attempts=1, rounds=2)
+    res = sage(document="Symphony doc", target_steps=3)
     assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
     assert res.rounds[1].mode == "revise:too_easy"
     assert "too_easy" in gen.prompts[-1]  # the reviser was told the failure kind
@@ -88,8 +92,8 @@ def test_too_easy_gets_difficulty_feedback_then_accepts():
 def test_incorrect_gets_correctness_feedback():
     gen = lm(write() + revise())
     agent = lm(attempt(1, "Bo Lund") + attempt(2, "Ada Venn"))
-    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([WRONG_JUDGE]))
-    res = sage(document="Symphony doc", target_steps=2, attempts=1, rounds=1)
+    sage = sage_of(gen, agent, lm([WRONG_JUDGE]), attempts=1, rounds=1)
+    res = sage(document="Symphony doc", target_steps=2)
     assert [r.status for r in res.rounds] == ["incorrect", "accepted"]
     assert res.rounds[0].attempts[0].judgement["method"] == "llm"
     assert res.rounds[1].mode == "revise:incorrect" and "incorrect" in gen.prompts[-1]
@@ -98,17 +102,18 @@ def test_incorrect_gets_correctness_feedback():
 @pytest.mark.parametrize("keep, final", [(False, "discarded"), (True, "unverified")])
 def test_never_correct_is_discarded_or_kept_unverified(keep, final):
     sage = make(
-        write() + revise(), attempt(1, "Bo Lund") * 2, [WRONG_JUDGE] * 2, keep_unverified=keep
+        write() + revise(), attempt(1, "Bo Lund") * 2, [WRONG_JUDGE] * 2, keep_unverified=keep,
+        attempts=1, rounds=1,
     )
-    res = sage(document="Symphony doc", target_steps=2, attempts=1, rounds=1)
+    res = sage(document="Symphony doc", target_steps=2)
     assert [r.status for r in res.rounds] == ["incorrect", final]
 
 
 def test_resample_regenerates_instead_of_revising():
     gen = lm(write() + write(question="Which city was Ada Venn born in?", answer="Brennick"))
     agent = lm(attempt(1, "Ada Venn") + attempt(2, "Brennick"))
-    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([]))
-    res = sage(document="d", target_steps=2, attempts=1, rounds=1, strategy="resample")
+    sage = sage_of(gen, agent, lm([]), attempts=1, rounds=1, strategy="resample")
+    res = sage(document="d", target_steps=2)
     assert [r.mode for r in res.rounds] == ["generate", "resample"]
     assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
     assert res.rounds[1].candidate["answer"] == "Brennick"
@@ -116,8 +121,8 @@ def test_resample_regenerates_instead_of_revising():
 
 def test_a_spent_search_budget_ends_the_attempt_without_an_answer():
     """As the SAGE code's agent: a search after the last one allowed gives no answer."""
-    sage = make(write(), attempt(3, "never"), max_searches=2)
-    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    sage = make(write(), attempt(3, "never"), max_searches=2, attempts=1, rounds=0)
+    res = sage(document="d", target_steps=2)
     a = res.rounds[0].attempts[0]
     assert (a.n_searches, a.answer, a.forced, a.correct) == (2, None, False, False)
     assert [t["type"] for t in a.trace] == ["search", "search", "budget_spent"]
@@ -128,9 +133,9 @@ def test_a_forced_answer_is_judged_but_never_solves_the_pair():
     """A best guess after the budget (evaluation reports ask for one) used to make the pair
     'correct at 2 >= S searches' and accepted it."""
     guess = [{"reasoning": "guess", "answer": "Ada Venn"}]
-    sage = make(write(), attempt(3, "never") + guess, max_searches=2)
+    sage = make(write(), attempt(3, "never") + guess, max_searches=2, attempts=1, rounds=0)
     sage.agent.force_answer = True
-    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    res = sage(document="d", target_steps=2)
     a = res.rounds[0].attempts[0]
     assert (a.n_searches, a.answer, a.forced) == (2, "Ada Venn", True)
     assert a.judgement["correct"] and not a.correct  # shown as right, counted as wrong
@@ -141,8 +146,10 @@ def test_a_forced_answer_is_judged_but_never_solves_the_pair():
 def test_generator_search_budget_forces_writing():
     research = [{"reasoning": "more", "action": "search", "query": f"q{i}"} for i in range(3)]
     final = write()[1]
-    sage = make(research + [final], attempt(2, "Ada Venn"), generator_searches=3)
-    res = sage(document="d", target_steps=2, attempts=1, rounds=0)
+    sage = make(
+        research + [final], attempt(2, "Ada Venn"), generator_searches=3, attempts=1, rounds=0
+    )
+    res = sage(document="d", target_steps=2)
     kinds = [t["type"] for t in res.rounds[0].generator_trace]
     assert kinds == ["search", "search", "search", "forced_write", "written"]
 
@@ -152,43 +159,43 @@ def test_malformed_output_is_generation_failed_not_a_crash():
     sage = make(
         [{"reasoning": "x", "action": "write", "query": ""}] + garbage * 2 + write(),
         attempt(2, "Ada Venn"),
+        attempts=1,
+        rounds=1,
     )
-    res = sage(document="d", target_steps=2, attempts=1, rounds=1)
+    res = sage(document="d", target_steps=2)
     assert [r.status for r in res.rounds] == ["generation_failed", "accepted"]
     assert res.rounds[0].candidate is None and res.rounds[1].mode == "resample"
 
 
 def test_malformed_agent_steps_count_as_parse_failures():
     agent = lm([{"__raw__": "{broken"}, {"__raw__": "{broken"}])
-    sage = make(write(), [], [WRONG_JUDGE])
+    sage = make(write(), [], [WRONG_JUDGE], attempts=1, rounds=0)
     sage.agent.lm = agent
-    res = sage(document="d", target_steps=1, attempts=1, rounds=0)
+    res = sage(document="d", target_steps=1)
     a = res.rounds[0].attempts[0]
     assert a.parse_failures == 2 and a.answer is None and not a.correct
     assert res.rounds[0].status == "discarded"
 
 
 def test_resume_continues_after_the_saved_round():
-    first = make(write(), attempt(1, "Ada Venn"))
-    r0 = first(document="d", target_steps=3, attempts=1, rounds=0).rounds
+    first = make(write(), attempt(1, "Ada Venn"), attempts=1, rounds=0)
+    r0 = first(document="d", target_steps=3).rounds
     assert [r.status for r in r0] == ["too_easy"]
     saved = [RoundResult.from_dict(r0[0].to_dict())]  # as read back from a checkpoint
     gen = lm(revise())
     seen: list[RoundResult] = []
-    second = Sage(OverlapRetriever(TOY_PASSAGES), gen, lm(attempt(3, "Ada Venn")), lm([]))
-    res = second(
-        document="d", target_steps=3, attempts=1, rounds=1, resume_from=saved, on_round=seen.append
-    )
+    second = sage_of(gen, lm(attempt(3, "Ada Venn")), lm([]), attempts=1, rounds=1)
+    res = second(document="d", target_steps=3, resume_from=saved, on_round=seen.append)
     assert [r.round for r in seen] == [1] and gen.calls == 1  # round 0 was not redone
     assert [r.status for r in res.rounds] == ["too_easy", "accepted"]
 
 
 def test_finished_seed_is_not_rerun():
-    done = make(write(), attempt(2, "Ada Venn"))(
-        document="d", target_steps=2, attempts=1, rounds=0
+    done = make(write(), attempt(2, "Ada Venn"), attempts=1, rounds=0)(
+        document="d", target_steps=2
     ).rounds
-    again = make([], [])
-    res = again(document="d", target_steps=2, attempts=1, rounds=2, resume_from=done)
+    again = make([], [], attempts=1, rounds=2)
+    res = again(document="d", target_steps=2, resume_from=done)
     assert res.rounds == done
 
 
@@ -196,14 +203,11 @@ def test_parallel_attempts_are_distinct_and_complete():
     from tests.helpers import RuleLM, demo_agent_rule, demo_generator_rule
 
     agent = RuleLM(demo_agent_rule)
-    sage = Sage(
-        OverlapRetriever(TOY_PASSAGES),
-        RuleLM(demo_generator_rule),
-        agent,
-        RuleLM(demo_agent_rule),
-        attempt_workers=3,
+    sage = sage_of(
+        RuleLM(demo_generator_rule), agent, RuleLM(demo_agent_rule), attempt_workers=3,
+        attempts=3, rounds=0,
     )
-    res = sage(document="d", target_steps=1, attempts=3, rounds=0)
+    res = sage(document="d", target_steps=1)
     atts = res.rounds[0].attempts
     assert [a.index for a in atts] == [0, 1, 2] and all(a.correct for a in atts)
     assert len(agent.prompts) == 6  # 3 attempts x (search step + answer step)
@@ -216,8 +220,8 @@ def test_the_reviser_sees_passage_texts_and_earlier_rounds():
     research = [{"reasoning": "follow", "action": "search", "query": "Ada Venn composer"}]
     gen = lm(research + write()[1:] + revise() + revise(question="Which composer?"))
     agent = lm(attempt(1, "Ada Venn") * 3)
-    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, agent, lm([]), generator_searches=1)
-    res = sage(document="Symphony doc", target_steps=3, attempts=1, rounds=2)
+    sage = sage_of(gen, agent, lm([]), generator_searches=1, attempts=1, rounds=2)
+    res = sage(document="Symphony doc", target_steps=3)
     assert [r.status for r in res.rounds] == ["too_easy", "too_easy", "too_easy"]
     round2 = gen.prompts[-1]
     assert "searched 'Ada Venn composer' -> P" in round2  # the research, not "(no searches)"
@@ -228,7 +232,7 @@ def test_the_reviser_sees_passage_texts_and_earlier_rounds():
 
 def test_the_drawn_answer_type_is_given_to_the_generator():
     gen = lm(write())
-    sage = Sage(OverlapRetriever(TOY_PASSAGES), gen, lm(attempt(2, "Ada Venn")), lm([]))
-    res = sage(document="d", target_steps=2, attempts=1, rounds=0, answer_type="date")
+    sage = sage_of(gen, lm(attempt(2, "Ada Venn")), lm([]), attempts=1, rounds=0)
+    res = sage(document="d", target_steps=2, answer_type="date")
     assert "[[ ## answer_type ## ]]\ndate" in gen.prompts[-1]
     assert res.rounds[0].candidate["answer_type"] == "date"
