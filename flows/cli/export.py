@@ -12,12 +12,23 @@ from flows.cli.options import JsonOpt, emit
 
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or runs/latest).")],
-    fmt: Annotated[str, typer.Option("--format", help="hf | searchr1")] = "hf",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="hf (datasets + card) | searchr1 (RL parquet + reward.py) | sft (trajectories)",
+        ),
+    ] = "hf",
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
     data_source: Annotated[
-        str, typer.Option(help="data_source of every row (Search-R1 picks its reward by it).")
-    ] = "sage",
-    test_frac: Annotated[float, typer.Option(help="Share held out as test.parquet.")] = 0.0,
+        str,
+        typer.Option(
+            help="data_source of every searchr1 row. Vanilla Search-R1 picks its reward by it "
+            "and accepts nq, triviaqa, popqa, hotpotqa, 2wikimultihopqa, musique, bamboogle; "
+            "with reward.py (verl custom_reward_function) any name works."
+        ),
+    ] = "nq",
+    test_frac: Annotated[float, typer.Option(help="Share held out as the test split.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
     validated: Annotated[
         bool | None,
@@ -27,15 +38,46 @@ def export(
             "Default: the filtered copy when a validation exists.",
         ),
     ] = None,
+    style: Annotated[
+        str, typer.Option(help="sft: searchr1 (Search-R1's tags) | tools (OpenAI tool calls)")
+    ] = "searchr1",
+    tool_arguments: Annotated[
+        str,
+        typer.Option(
+            help="sft --style tools: json (a JSON string, OpenAI's schema) | object (a dict, "
+            "for chat templates that tojson the arguments, e.g. Qwen2.5)"
+        ),
+    ] = "json",
+    reward: Annotated[
+        str,
+        typer.Option(
+            help="searchr1: reward.py scores by rule (exact match) | llm (then the judge "
+            "model, from SAGE_JUDGE_API_BASE / SAGE_JUDGE_API_KEY / SAGE_JUDGE_LM)"
+        ),
+    ] = "rule",
+    license_id: Annotated[
+        str, typer.Option("--license", help="hf: the dataset card's licence (the corpus's).")
+    ] = "other",
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="hf: upload to this Hugging Face dataset repo ORG/NAME.")
+    ] = None,
+    private: Annotated[bool, typer.Option(help="hf --push-to-hub: a private repo.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a run's verified items as HF-datasets parquet or the Search-R1/verl RL layout."""
+    """Export a run's verified items: Hugging Face datasets, the Search-R1/verl RL layout
+    with its reward function, or SFT conversations from the agent's trajectories."""
     from flows.runs.export import export_run
 
-    res = export_run(run_dir, fmt, out, data_source, test_frac, seed, validated)  # type: ignore[arg-type]
-    human = "\n".join(f"{split}: {path} ({res['counts'][split]} rows)"
-                      for split, path in res["paths"].items())  # fmt: skip
-    emit(res, as_json, f"{human}\nfrom {res['source']}")
+    res = export_run(
+        run_dir, fmt, out, data_source, test_frac, seed, validated,  # type: ignore[arg-type]
+        style=style, tool_arguments=tool_arguments, reward=reward,  # type: ignore[arg-type]
+        license_id=license_id, push_to_hub=push_to_hub, private=private,
+    )  # fmt: skip
+    lines = [f"{k}: {p}" + (f" ({res['counts'][k]} rows)" if k in res["counts"] else "")
+             for k, p in res["paths"].items()]  # fmt: skip
+    lines += [f"note: {n}" for n in res["notes"]]
+    lines += [f"pushed: {res['url']}"] if res.get("url") else []
+    emit(res, as_json, "\n".join([*lines, f"from {res['source']}"]))
 
 
 def register(app: typer.Typer) -> None:
