@@ -23,19 +23,39 @@ MODELS_DIR = Path(os.environ.get("SAGE_MODELS_DIR", Path.home() / ".cache" / "sa
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    """The verified local models (pulled once per machine; `sage models pull` does the same)."""
+    """The models folder with the verified embedding model (MiniLM; pulled once per machine,
+    as `sage models pull` does). The local LLM is not pulled here: see ``llm_models_dir``."""
     from modules import model_store
 
-    model_store.ensure_models(MODELS_DIR)
+    model_store.ensure_models(MODELS_DIR, ("embedder",))
     return MODELS_DIR
 
 
 @pytest.fixture(scope="session")
-def local_lm(models_dir):
+def llm_models_dir(models_dir) -> Path:
+    """The models folder with the local LLM's GGUF too: only for tests marked ``llm``."""
+    from modules import model_store
+
+    model_store.ensure_models(MODELS_DIR, ("llm",))
+    return MODELS_DIR
+
+
+def pytest_collection_modifyitems(config, items):
+    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked."""
+    for item in items:
+        wants = {"llm_models_dir", "local_lm"} & set(getattr(item, "fixturenames", ()))
+        if wants and item.get_closest_marker("llm") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(wants)}: mark it llm")
+
+
+@pytest.fixture(scope="session")
+def local_lm(llm_models_dir):
     """The real local LLM (Qwen2.5-Coder-0.5B-Instruct, llama.cpp in-process), uncached."""
     from modules.lm import LMConfig, build_lm
 
-    return build_lm(LMConfig(model="local", models_dir=models_dir, cache=False, temperature=0.0))
+    return build_lm(
+        LMConfig(model="local", models_dir=llm_models_dir, cache=False, temperature=0.0)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -107,19 +107,20 @@ def test_non_gguf_file_is_refused_before_llama_cpp(tmp_path):
         check_model_file(bad)
 
 
-def test_truncated_model_file_is_one_clear_error(tmp_path, models_dir):
+@pytest.mark.llm  # reads the local model's GGUF and starts llama.cpp on its cut copy
+def test_truncated_model_file_is_one_clear_error(tmp_path, llm_models_dir):
     """A GGUF header with the tensors cut off: llama.cpp's own failure becomes one line."""
     from modules.model_store import llm_path
 
     cut = tmp_path / "cut.gguf"
-    with llm_path(models_dir).open("rb") as src:
+    with llm_path(llm_models_dir).open("rb") as src:
         cut.write_bytes(src.read(2_000_000))
     with pytest.raises(ModelLoadError, match="could not load the model .corrupt or truncated"):
         open_server(EngineSpec(cut, n_ctx=512))
 
 
 @pytest.mark.llm
-def test_parallel_slots_answer_concurrent_threads_separately(models_dir):
+def test_parallel_slots_answer_concurrent_threads_separately(llm_models_dir):
     """Four threads at once against one copy of the model: each gets its own answer, and
     the server decodes them together in separate slots (the busy time it reports per
     request adds up to more than the wall time), instead of queueing them."""
@@ -128,8 +129,8 @@ def test_parallel_slots_answer_concurrent_threads_separately(models_dir):
 
     from modules.model_store import llm_path
 
-    lm = build_lm(LMConfig(model="local", models_dir=models_dir, cache=False, temperature=0.0,
-                           n_ctx=1024, n_parallel=4))  # fmt: skip
+    lm = build_lm(LMConfig(model="local", models_dir=llm_models_dir, cache=False,
+                           temperature=0.0, n_ctx=1024, n_parallel=4))  # fmt: skip
     facts = {"Brennock": "1642", "Quessel": "1718", "Madrova": "1809", "Tallis": "1577"}
     answers: dict[str, str] = {}
 
@@ -152,7 +153,7 @@ def test_parallel_slots_answer_concurrent_threads_separately(models_dir):
     busy_ms = sum(t["prompt_ms"] + t["predicted_ms"] for t in lm.engine.timings)
     assert len(lm.engine.timings) == 4
     assert busy_ms > 1.5 * wall_ms, (busy_ms, wall_ms)
-    assert lm.engine.server is open_server(EngineSpec(llm_path(models_dir), n_ctx=1024))
+    assert lm.engine.server is open_server(EngineSpec(llm_path(llm_models_dir), n_ctx=1024))
 
 
 class _RecordingOpenAIServer(LocalJSONServer):
