@@ -171,13 +171,15 @@ def _write_hf(job: ExportJob, parts: dict[str, pl.DataFrame]) -> Written:
 WRITERS = {"searchr1": _write_searchr1, "sft": _write_sft, "hf": _write_hf}
 
 
-def _check(fmt: str, style: str, tool_arguments: str, push: str | None) -> None:
+def _check(fmt: str, style: str, tool_arguments: str, reward: str, push: str | None) -> None:
     if fmt not in FORMATS:
         raise SageError(f"unknown export format {fmt!r} ({'|'.join(FORMATS)})")
     if style not in ("searchr1", "tools"):
         raise SageError(f"--style {style!r}: use searchr1 or tools")
     if tool_arguments not in ("json", "object"):
         raise SageError(f"--tool-arguments {tool_arguments!r}: use json or object")
+    if reward not in ("rule", "llm"):
+        raise SageError(f"--reward {reward!r}: use rule or llm")
     if push and fmt != "hf":
         raise SageError("--push-to-hub uploads an hf export: add --format hf")
 
@@ -201,7 +203,7 @@ def export_run(
     """Export a run's training items as ``fmt`` into ``out`` (default
     ``<run>/export_<fmt>/``), split by ``test_frac`` and ``seed``; return the paths,
     counts, source and notes (and the dataset's URL after ``push_to_hub``)."""
-    _check(fmt, style, tool_arguments, push_to_hub)
+    _check(fmt, style, tool_arguments, reward, push_to_hub)
     run_dir = resolve_run_dir(run_dir)
     df, source = training_items(run_dir, validated)
     manifest = json.loads((run_dir / MANIFEST).read_text())

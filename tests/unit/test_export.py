@@ -228,6 +228,9 @@ def test_sft_needs_the_runs_trajectories(tmp_path):
         export_run(store.path, "sft")
     with pytest.raises(SageError, match="--style"):
         export_run(store.path, "sft", style="chatml")  # type: ignore[arg-type]
+    with pytest.raises(SageError, match="--reward"):
+        export_run(store.path, "searchr1", reward="em")  # type: ignore[arg-type]
+    assert not (store.path / "export_searchr1").exists()  # refused before writing anything
 
 
 def test_hf_export_loads_with_datasets_and_has_a_card(tmp_path):
@@ -268,3 +271,26 @@ def test_push_to_hub_checks_before_uploading(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode != 0 and "pip install 'sage-deepsearch[hub]'" in out.stderr
+
+
+def test_cli_export_options_reach_the_files(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.cli import export as cli_export
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    cli_export.register(app)
+    store = judged_run(tmp_path)
+    args = ["export", str(store.path), "--format", "sft", "--style", "tools", "--out"]
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "t"), "--tool-arguments", "object"])
+    assert res.exit_code == 0, res.output
+    assert "train: " in res.output and "(2 rows)" in res.output
+    meta = json.loads((tmp_path / "t" / "export.json").read_text())
+    assert meta["style"] == "tools" and meta["tool_arguments"] == "object"
+    res = CliRunner().invoke(app, ["export", str(store.path), "--format", "searchr1",
+                                   "--reward", "llm", "--data-source", "sage"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "reward: " in res.output and "note: data_source 'sage'" in res.output
+    assert "REWARD = 'llm'" in (store.path / "export_searchr1" / "reward.py").read_text()
