@@ -9,58 +9,67 @@ import typer
 
 from flows.cli.options import JsonOpt, emit
 
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="hf (datasets + card) | searchr1 (RL parquet + reward.py) | sft (trajectories)",
+    ),
+]
+DataSourceOpt = Annotated[
+    str,
+    typer.Option(
+        help="data_source of every searchr1 row. Vanilla Search-R1 picks its reward by it and "
+        "accepts nq, triviaqa, popqa, hotpotqa, 2wikimultihopqa, musique, bamboogle; with "
+        "reward.py (verl custom_reward_function) any name works."
+    ),
+]
+ValidatedOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--validated/--unvalidated",
+        help="Export the latest validation's filtered copy / the raw dataset. "
+        "Default: the filtered copy when a validation exists.",
+    ),
+]
+StyleOpt = Annotated[
+    str, typer.Option(help="sft: searchr1 (Search-R1's tags) | tools (OpenAI tool calls)")
+]
+ToolArgumentsOpt = Annotated[
+    str,
+    typer.Option(
+        help="sft --style tools: json (a JSON string, OpenAI's schema) | object (a dict, for "
+        "chat templates that tojson the arguments, e.g. Qwen2.5)"
+    ),
+]
+RewardOpt = Annotated[
+    str,
+    typer.Option(
+        help="searchr1: reward.py scores by rule (exact match) | llm (then the judge model, "
+        "from SAGE_JUDGE_API_BASE / SAGE_JUDGE_API_KEY / SAGE_JUDGE_LM)"
+    ),
+]
+LicenseOpt = Annotated[
+    str, typer.Option("--license", help="hf: the dataset card's licence (the corpus's).")
+]
+PushOpt = Annotated[
+    str | None, typer.Option(help="hf: upload to this Hugging Face dataset repo ORG/NAME.")
+]
+
 
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or runs/latest).")],
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="hf (datasets + card) | searchr1 (RL parquet + reward.py) | sft (trajectories)",
-        ),
-    ] = "hf",
+    fmt: FormatOpt = "hf",
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
-    data_source: Annotated[
-        str,
-        typer.Option(
-            help="data_source of every searchr1 row. Vanilla Search-R1 picks its reward by it "
-            "and accepts nq, triviaqa, popqa, hotpotqa, 2wikimultihopqa, musique, bamboogle; "
-            "with reward.py (verl custom_reward_function) any name works."
-        ),
-    ] = "nq",
+    data_source: DataSourceOpt = "nq",
     test_frac: Annotated[float, typer.Option(help="Share held out as the test split.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
-    validated: Annotated[
-        bool | None,
-        typer.Option(
-            "--validated/--unvalidated",
-            help="Export the latest validation's filtered copy / the raw dataset. "
-            "Default: the filtered copy when a validation exists.",
-        ),
-    ] = None,
-    style: Annotated[
-        str, typer.Option(help="sft: searchr1 (Search-R1's tags) | tools (OpenAI tool calls)")
-    ] = "searchr1",
-    tool_arguments: Annotated[
-        str,
-        typer.Option(
-            help="sft --style tools: json (a JSON string, OpenAI's schema) | object (a dict, "
-            "for chat templates that tojson the arguments, e.g. Qwen2.5)"
-        ),
-    ] = "json",
-    reward: Annotated[
-        str,
-        typer.Option(
-            help="searchr1: reward.py scores by rule (exact match) | llm (then the judge "
-            "model, from SAGE_JUDGE_API_BASE / SAGE_JUDGE_API_KEY / SAGE_JUDGE_LM)"
-        ),
-    ] = "rule",
-    license_id: Annotated[
-        str, typer.Option("--license", help="hf: the dataset card's licence (the corpus's).")
-    ] = "other",
-    push_to_hub: Annotated[
-        str | None, typer.Option(help="hf: upload to this Hugging Face dataset repo ORG/NAME.")
-    ] = None,
+    validated: ValidatedOpt = None,
+    style: StyleOpt = "searchr1",
+    tool_arguments: ToolArgumentsOpt = "json",
+    reward: RewardOpt = "rule",
+    license_id: LicenseOpt = "other",
+    push_to_hub: PushOpt = None,
     private: Annotated[bool, typer.Option(help="hf --push-to-hub: a private repo.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -21,6 +21,36 @@ DATASET_DICT = "dataset_dict"
 _REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
+CARD = """
+# sage deep-search QA: run `{run_id}`
+
+Question/answer pairs made by sage with the SAGE method: a generator wrote each pair from a
+seed document, a search agent tried it K times without seeing the document, and a judge
+kept pairs some attempt answered, needing at least S searches.
+
+{table}
+## Licence
+
+The questions and answers are derived from the text of the corpus `{collection}`: they
+carry that corpus's licence and terms. The `license` field above is `{license_id}`; set it
+with `sage export --license` to the corpus's licence before sharing.
+
+## Use
+
+```python
+from datasets import load_dataset, load_from_disk
+ds = load_dataset("parquet", data_files={files})
+ds = load_from_disk("{dataset_dict}")  # the same DatasetDict
+ds = load_dataset("ORG/NAME")  # once pushed with sage export --push-to-hub ORG/NAME
+```
+
+Columns: `id`, `question`, `answer` (the gold), `aliases`, `answer_type`, `target_steps`
+(S), `min_searches` (fewest searches of a correct attempt), `pass_at_k`, `n_correct`,
+`attempts`, `avg_at_k`, `round_accepted`, `seed_doc_id`, `supporting_ids`, `verified`,
+`relaxed`.
+"""
+
+
 def _datasets() -> Any:
     try:
         import datasets
@@ -109,38 +139,11 @@ def dataset_card(
         ("source", f"`{Path(source).name}`, git `{manifest.get('git_commit') or '?'}`"),
     ]  # fmt: skip
     table = "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
-    return (
-        card_header(list(parts), license_id, f"sage deep-search QA ({run_id})")
-        + f"""
-# sage deep-search QA: run `{run_id}`
-
-Question/answer pairs made by sage with the SAGE method: a generator
-wrote each pair from a seed document, a search agent tried it K times without seeing the
-document, and a judge kept pairs some attempt answered, needing at least S searches.
-
-{table}
-## Licence
-
-The questions and answers are derived from the text of the corpus `{p.get("collection", "?")}`:
-they carry that corpus's licence and terms. The `license` field above is `{license_id}`;
-set it with `sage export --license` to the corpus's licence before sharing.
-
-## Use
-
-```python
-from datasets import load_dataset, load_from_disk
-files = {{{", ".join(f'"{s}": "data/{s}.parquet"' for s in parts)}}}
-ds = load_dataset("parquet", data_files=files)
-ds = load_from_disk("{DATASET_DICT}")          # the same DatasetDict
-ds = load_dataset("ORG/NAME")                  # once pushed with --push-to-hub ORG/NAME
-```
-
-Columns: `id`, `question`, `answer` (the gold), `aliases`, `answer_type`, `target_steps`
-(S), `min_searches` (fewest searches of a correct attempt), `pass_at_k`, `n_correct`,
-`attempts`, `avg_at_k`, `round_accepted`, `seed_doc_id`, `supporting_ids`, `verified`,
-`relaxed`.
-"""
-    )
+    files = ", ".join(f'"{s}": "data/{s}.parquet"' for s in parts)
+    return card_header(list(parts), license_id, f"sage deep-search QA ({run_id})") + CARD.format(
+        run_id=run_id, table=table, collection=p.get("collection", "?"), license_id=license_id,
+        files="{" + files + "}", dataset_dict=DATASET_DICT,
+    )  # fmt: skip
 
 
 def hub_files(target: Path) -> list[str]:
