@@ -24,8 +24,10 @@ class StubServer(LocalJSONServer):
 
     keep_alive = True
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, record: bool = False):
         self.latency = latency
+        self.record = record  # keep every request as (kind, body) in ``requests``
+        self.requests: list[tuple[str, dict]] = []
         self.calls: Counter[str] = Counter()
         self.cases: dict[str, tuple[str, int]] = {}  # case id -> (answer, searches needed)
         self.queries = 0
@@ -54,6 +56,8 @@ class StubServer(LocalJSONServer):
         kind = self.kind(fields, text)
         with self.lock:
             self.calls[kind] += 1
+            if self.record:
+                self.requests.append((kind, body))
         return getattr(self, f"_{kind}")(text)
 
     @staticmethod

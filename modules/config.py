@@ -134,7 +134,7 @@ class SageConfig:
     def resume_conflict(self, old: dict[str, Any]) -> str | None:
         """The first knob a resumed run changed (as 'name: old -> new'), or None."""
         new = self.record()
-        for key in sorted(set(old) | set(new)):
+        for key in ["profile", *sorted((set(old) | set(new)) - {"profile"})]:
             if key in EXECUTION_ONLY or old.get(key) == new.get(key):
                 continue
             return f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
