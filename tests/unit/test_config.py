@@ -43,8 +43,9 @@ def test_the_local_model_gets_small_and_a_served_model_gets_paper():
 
 
 def test_every_knob_is_overridable_on_its_own():
-    s = load_settings(**SERVED, profile="paper", agent_temperature=0.3, judge_max_tokens=64,
-                      passage_chars=500, judge_min_gold_recall=0.25, regenerate_failed=True)  # fmt: skip
+    knobs = {"agent_temperature": 0.3, "judge_max_tokens": 64, "passage_chars": 500,
+             "judge_min_gold_recall": 0.25, "regenerate_failed": True}  # fmt: skip
+    s = load_settings(**SERVED, profile="paper", **knobs)
     c = build_config(s, attempts=3, rounds=1)
     assert c.role("agent").temperature == 0.3 and c.role("generator").temperature == 1.0
     assert c.role("judge").max_tokens == 64 and c.passage_chars == 500
