@@ -115,3 +115,41 @@ class StubServer(LocalJSONServer):
 
     def _judge(self, text: str) -> dict:
         return {"extracted_answer": "Ferrin Vashti", "reasoning": "stub", "correct": True}
+
+
+class ProbeServer(LocalJSONServer):
+    """A chat server that drives the agent and the generator along a script, to see their
+    prompts: the agent searches ``agent_query(done)`` (``done``: its searches so far; None:
+    it answers), the generator's research searches ``research_query(n)`` (None: it writes),
+    and every pair is the same. Keeps each request's body by kind (step, research, write,
+    other)."""
+
+    def __init__(self, agent_query, research_query):
+        self.agent_query, self.research_query = agent_query, research_query
+        self.bodies: dict[str, list[dict]] = {"step": [], "research": [], "write": [], "other": []}
+        super().__init__()
+        self.url = f"{self.root}/v1"
+
+    def respond(self, body: dict) -> tuple[int, dict]:
+        props = set(body["response_format"]["json_schema"]["schema"]["properties"])
+        prompt = body["messages"][-1]["content"]
+        if "action" in props and "text" in props:
+            kind, done = "step", len(re.findall(r"^Search \d+:", prompt, re.M))
+            query = self.agent_query(done)
+            out = ({"reasoning": "r", "action": "search", "text": query} if query else
+                   {"reasoning": "r", "action": "answer", "text": "unknown"})  # fmt: skip
+        elif "query" in props:
+            kind = "research"
+            query = self.research_query(len(self.bodies["research"]))
+            out = {"reasoning": "r", "action": "search" if query else "write",
+                   "query": query or ""}  # fmt: skip
+        elif "plan" in props:
+            kind = "write"
+            plan = [{"sub_question": "q", "sub_answer": "day 3", "passage": "P2"}]
+            out = {"reasoning": "r", "question": "On which day was the third topic founded?",
+                   "answer": "day 3", "plan": plan, "analysis": "a"}  # fmt: skip
+        else:
+            kind = "other"
+            out = {"extracted_answer": "x", "reasoning": "r", "correct": False}
+        self.bodies[kind].append(body)
+        return 200, chat_completion(json.dumps(out), "stub", 100, 10)

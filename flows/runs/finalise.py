@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 
 from flows.reports.html import write_html_report
-from flows.runs.metrics import candidates_frame, compute_metrics
 from flows.reports.markdown import write_report
+from flows.runs.metrics import candidates_frame, compute_metrics
 from flows.runs.store import RunStore, rounds_in_order
 from modules.status import Status, seed_done
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from bench.local_http import LocalJSONServer, chat_completion
-from bench.stub_server import StubServer
+from bench.stub_server import ProbeServer, StubServer
 from modules.config import build_config
 from modules.context import flat
 from modules.lm import build_lm, lm_config
@@ -144,43 +142,19 @@ def _passages(n: int = 40) -> list[Passage]:
     return out
 
 
-class ScriptServer(LocalJSONServer):
-    """Answers the agent with ``searches`` searches (topic by topic) then an answer, the
-    generator with ``research`` searches then a pair; keeps every user prompt by kind."""
-
-    def __init__(self, searches: int, research: int):
-        self.searches, self.research = searches, research
-        self.prompts: dict[str, list[str]] = {"step": [], "research": [], "write": []}
-        super().__init__()
-
-    def respond(self, body: dict) -> tuple[int, dict]:
-        props = set(body["response_format"]["json_schema"]["schema"]["properties"])
-        prompt = body["messages"][-1]["content"]
-        if "action" in props and "text" in props:
-            kind, done = "step", len(re.findall(r"^Search \d+:", prompt, re.M))
-            query = " ".join(f"Topic{done * 3 + j}" for j in range(3)) + "?"  # 3 new ones
-            out = ({"reasoning": "r", "action": "search", "text": query}
-                   if done < self.searches else
-                   {"reasoning": "r", "action": "answer", "text": "day 3"})  # fmt: skip
-        elif "query" in props:
-            kind, n = "research", len(self.prompts["research"])
-            out = {"reasoning": "r", "action": "search" if n < self.research else "write",
-                   "query": f"Topic{n * 3 + 1}"}  # fmt: skip
-        else:
-            kind = "write"
-            out = {"reasoning": "r", "question": "On which day was the third topic founded?",
-                   "answer": "day 3", "plan": [{"sub_question": "q", "sub_answer": "day 3",
-                                                "passage": "P2"}]}  # fmt: skip
-        self.prompts[kind].append(prompt)
-        return 200, chat_completion(json.dumps(out), "stub", 100, 10)
+def _prompts(server: ProbeServer, kind: str) -> list[str]:
+    return [b["messages"][-1]["content"] for b in server.bodies[kind]]
 
 
-def _run(profile: str, monkeypatch) -> tuple[ScriptServer, Sage, list[Passage]]:
+def _run(profile: str, monkeypatch) -> tuple[ProbeServer, Sage, list[Passage]]:
     for key in [k for k in os.environ if k.startswith("SAGE_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("SAGE_CONFIG", "/nonexistent/sage.toml")
-    server = ScriptServer(searches=8, research=12)
-    settings = load_settings(lm="openai/stub", api_base=f"{server.root}/v1", profile=profile)
+    server = ProbeServer(  # 8 searches for 3 new passages each; 12 research searches
+        lambda done: " ".join(f"Topic{done * 3 + j}" for j in range(3)) + "?" if done < 8 else None,
+        lambda n: f"Topic{n * 3 + 1}" if n < 12 else None,
+    )
+    settings = load_settings(lm="openai/stub", api_base=server.url, profile=profile)
     config = build_config(settings, attempts=1, rounds=0, generator_searches=20)
     lms = SageLMs(*(build_lm(lm_config(settings, r)) for r in ("generator", "agent", "judge")))
     for lm in (lms.generator, lms.agent):
@@ -199,14 +173,14 @@ def test_paper_shows_every_retrieved_passage_whole(monkeypatch):
     rr = res.rounds[0]
     trace = rr.attempts[0].trace
     searches = [t for t in trace if t["type"] == "search"]
-    assert len(searches) == 8 and len(server.prompts["step"]) == 9
+    assert len(searches) == 8 and len(_prompts(server, "step")) == 9
     for i, step in enumerate(searches):  # every passage of search i is whole in step i + 1
         for p in step["passages"]:
-            assert p["chars"] == 600 and flat(p["text"]) in server.prompts["step"][i + 1]
+            assert p["chars"] == 600 and flat(p["text"]) in _prompts(server, "step")[i + 1]
     notes = rr.notes[1:]
     assert len([t for t in rr.generator_trace if t["type"] == "search"]) == 12
     assert len(notes) >= 12
-    write = server.prompts["write"][-1]
+    write = _prompts(server, "write")[-1]
     assert all(flat(n["text"]) in write for n in notes)  # every note, whole, at write time
     assert rr.meter["cut_chars"] == 0 and rr.meter["shown_chars"] > 0
 
@@ -222,12 +196,12 @@ def test_small_keeps_its_cuts(monkeypatch):
     for step in searches:
         for p in step["passages"]:
             assert len(p["text"]) <= 450 and p["chars"] == 600  # cut to 450, length kept
-    last = server.prompts["step"][-1]
+    last = _prompts(server, "step")[-1]
     trajectory = last.split("[[ ## trajectory ## ]]")[1].split("[[ ## searches_left ## ]]")[0]
     assert len(trajectory.strip()) <= 9000  # 8 searches of 3 x 450 characters do not fit:
     assert flat(searches[0]["passages"][0]["text"])[:200] not in last  # the oldest shrank
     assert flat(searches[-1]["passages"][0]["text"]) in last  # the newest kept its 450
     notes = rr.notes[1:]
-    write = server.prompts["write"][-1]
+    write = _prompts(server, "write")[-1]
     assert sum(flat(n["text"]) in write for n in notes) == 0  # notes cut to 350 characters
     assert rr.meter["cut_chars"] > 0

@@ -102,8 +102,12 @@ def test_incorrect_gets_correctness_feedback():
 @pytest.mark.parametrize("keep, final", [(False, "discarded"), (True, "unverified")])
 def test_never_correct_is_discarded_or_kept_unverified(keep, final):
     sage = make(
-        write() + revise(), attempt(1, "Bo Lund") * 2, [WRONG_JUDGE] * 2, keep_unverified=keep,
-        attempts=1, rounds=1,
+        write() + revise(),
+        attempt(1, "Bo Lund") * 2,
+        [WRONG_JUDGE] * 2,
+        keep_unverified=keep,
+        attempts=1,
+        rounds=1,
     )
     res = sage(document="Symphony doc", target_steps=2)
     assert [r.status for r in res.rounds] == ["incorrect", final]
@@ -204,8 +208,12 @@ def test_parallel_attempts_are_distinct_and_complete():
 
     agent = RuleLM(demo_agent_rule)
     sage = sage_of(
-        RuleLM(demo_generator_rule), agent, RuleLM(demo_agent_rule), attempt_workers=3,
-        attempts=3, rounds=0,
+        RuleLM(demo_generator_rule),
+        agent,
+        RuleLM(demo_agent_rule),
+        attempt_workers=3,
+        attempts=3,
+        rounds=0,
     )
     res = sage(document="d", target_steps=1)
     atts = res.rounds[0].attempts
