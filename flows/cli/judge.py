@@ -108,6 +108,7 @@ def judge(
 ) -> None:
     """Judge each case with sage's judge; one JSON verdict line per case, in input order."""
     from flows.engine import runtime
+    from modules.config import build_config
     from modules.judge import Judge
 
     settings: Settings = ctx.obj.settings()
@@ -116,7 +117,10 @@ def judge(
     if not no_llm:
         runtime.configure_lm_cache(settings)
         lm = runtime.role_lm(settings, "judge", concurrency)
-    judge = Judge(lm, use_llm=not no_llm, min_gold_recall=settings.judge_min_gold_recall)
+    config = build_config(settings)  # the profile's judge guards and temperature
+    judge = Judge(lm, use_llm=not no_llm, min_gold_recall=config.judge_min_gold_recall,
+                  number_guard=config.judge_number_guard,
+                  temperature=config.role("judge").temperature)  # fmt: skip
     verdicts = []
     sink = out.open("w", encoding="utf-8") if out else None
     try:
