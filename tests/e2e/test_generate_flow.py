@@ -186,3 +186,37 @@ def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir, llm
     assert rl.columns == ["id", "question", "golden_answers", "data_source", "prompt",
                           "ability", "reward_model", "extra_info"]  # fmt: skip
     assert rl.height == pl.read_parquet(run / "dataset.parquet").height
+
+
+def test_thread_runner_runs_concurrency_seeds_at_once(workdir, monkeypatch):
+    """`--concurrency 2` on the thread runner: the first LM call of each seed waits at a
+    barrier for the other seed's; run one seed at a time, the barrier would break (its
+    timeout) and the seeds fail. Scripted LMs (RuleLM) through plug_lms, in process."""
+    import threading
+
+    from flows.generate import GenerateParams, generate_dataset
+    from tests.helpers import RuleLM, demo_agent_rule, demo_generator_rule, plug_lms
+
+    barrier, met = threading.Barrier(2, timeout=60), []
+
+    def generator_rule(prompt: str):
+        if len(met) < 2 and "searches_left" in prompt:
+            met.append(threading.current_thread().name)
+            barrier.wait()  # both seeds' first generator calls are in flight together
+        return demo_generator_rule(prompt)
+
+    agent = RuleLM(demo_agent_rule)
+    plug_lms(monkeypatch, {"generator": RuleLM(generator_rule), "agent": agent, "judge": agent})
+    for k in [k for k in os.environ if k.startswith("SAGE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.chdir(workdir)
+    params = GenerateParams(collection="demo", seeds=2, steps="1", rounds=0, attempts=1,
+                            run_id="conc2", max_searches=2, generator_searches=1,
+                            concurrency=2)  # fmt: skip
+    out = generate_dataset(params)
+    assert not barrier.broken and len(met) == 2 and met[0] != met[1]  # two threads
+    rounds = [json.loads(x) for x in _lines(workdir / "runs" / "conc2" / "checkpoints.jsonl")]
+    assert sorted(r["seed_id"] for r in rounds) == ["s00000", "s00001"]
+    assert {r["pid"] for r in rounds} == {os.getpid()}  # threads of this process
+    assert [r["status"] for r in rounds] == ["accepted", "accepted"]  # S=1: one search
+    assert out["accepted"] == 1  # both wrote the same scripted question: one is a duplicate
