@@ -3,6 +3,13 @@ deployment run picked up by `prefect worker start --run-once`, and what the run 
 
 Everything runs in its own process group and is killed in ``finally``; the server keeps its
 database under a temporary PREFECT_HOME. Deselect with ``-m 'not server'``.
+
+Only ``index-demo`` runs on the worker. The generate and nightly-refresh deployments are not
+run here: a worker runs a deployment in a fresh process, where the tests' scripted LMs
+(`plug_lms`) cannot reach, so they would run the real local LLM (minutes per seed on this
+CPU) or need a served model; their flows run in process with scripted LMs in
+test_generate_flow.py and test_refresh_flow.py, and their deployment entries are checked in
+tests/unit/test_prefect_yaml.py.
 """
 
 from __future__ import annotations
