@@ -13,6 +13,7 @@ from modules.context import Shown, clip, fit_items, flat, full_length
 from modules.passages import Passage, Retriever
 from modules.predict import Meter, predict_twice, safe_predict, sample_config
 from modules.signatures import FinalAnswer, NextStep
+from modules.textnorm import normalize
 
 
 @dataclass
@@ -20,8 +21,10 @@ class AgentResult:
     """One attempt of the search agent at one question."""
 
     answer: str | None
-    n_searches: int
+    n_searches: int  # searches made (what the budget counts)
     trace: list[dict[str, Any]] = field(default_factory=list)
+    new_searches: int = 0  # searches that retrieved a passage no earlier search had
+    reasks: int = 0  # repeated queries sent back to the model instead of searched
     step_calls: int = 0
     parse_failures: int = 0
     forced: bool = False
@@ -81,7 +84,15 @@ class SearchAgent(dspy.Module):
     attempt without an answer, as the SAGE code's agent returns None when its budget is
     spent. With ``force_answer`` (evaluation reports) a FinalAnswer call then asks for a
     best guess, marked ``forced``: it never counts as solving a question.
+
+    A repeated search is not a search: one whose normalised query repeats an earlier one, or
+    that retrieves no passage an earlier search had not, is marked ``"new": False`` and left
+    out of ``new_searches``, the count a pair's difficulty is judged by. With
+    ``reask_repeats`` (the small profile) a repeated query is not searched at all: the model
+    is told and asked again (up to ``MAX_REASKS`` times), its budget untouched.
     """
+
+    MAX_REASKS = 3
 
     def __init__(
         self,
@@ -93,6 +104,7 @@ class SearchAgent(dspy.Module):
         passage_chars: int | None = None,
         trajectory_chars: int | None = None,
         force_answer: bool = False,
+        reask_repeats: bool = False,
     ):
         super().__init__()
         self.retriever = retriever
@@ -103,6 +115,7 @@ class SearchAgent(dspy.Module):
         self.passage_chars = passage_chars
         self.trajectory_chars = trajectory_chars
         self.force_answer = force_answer
+        self.reask_repeats = reask_repeats
         self.step = dspy.Predict(NextStep)
         self.final = dspy.Predict(FinalAnswer)
 
@@ -120,25 +133,42 @@ class SearchAgent(dspy.Module):
                 res.answer = text
                 res.trace.append({"type": "answer", "reasoning": pred.reasoning, "answer": text})
                 break
+            repeat = normalize(text) in {normalize(t["query"]) for t in _searches(res.trace)}
+            if repeat and self.reask_repeats and res.reasks < self.MAX_REASKS:
+                res.reasks += 1
+                res.trace.append({"type": "repeat_query", "reasoning": pred.reasoning,
+                                  "query": text})  # fmt: skip
+                continue
             if res.n_searches >= self.max_searches:
                 res.trace.append({"type": "budget_spent", "reasoning": pred.reasoning})
                 break
-            passages = self.retriever.search(text, k=self.k)
-            res.n_searches += 1
-            res.trace.append({
-                "type": "search", "reasoning": pred.reasoning, "query": text,
-                "passages": [passage_record(p, self.passage_chars) for p in passages],
-            })  # fmt: skip
+            self._search(res, text, pred.reasoning, repeat)
         if res.answer is None and self.force_answer:
             self._force_answer(question, res, rollout_id, temperature)
         res.meter.seconds = time.perf_counter() - t0
         return res
+
+    def _search(self, res: AgentResult, query: str, reasoning: str, repeat: bool) -> None:
+        """One search; ``new`` when its query is new and it found a passage not seen yet."""
+        seen = {p["id"] for t in _searches(res.trace) for p in t["passages"]}
+        passages = self.retriever.search(query, k=self.k)
+        new = not repeat and any(p.id not in seen for p in passages)
+        res.n_searches += 1
+        res.new_searches += new
+        res.trace.append({
+            "type": "search", "reasoning": reasoning, "query": query, "new": new,
+            "passages": [passage_record(p, self.passage_chars) for p in passages],
+        })  # fmt: skip
 
     def _trajectory(self, res: AgentResult) -> str:
         """The trajectory for the next prompt; what it showed and cut goes to the meter."""
         shown = show_trajectory(res.trace, self.passage_chars, self.trajectory_chars)
         res.meter.shown_chars += shown.shown
         res.meter.cut_chars += shown.cut
+        last = res.trace[-1] if res.trace else {}
+        if last.get("type") == "repeat_query":
+            return (f"{shown.text}\n(You already searched {last['query']!r}: search for "
+                    "a fact you do not have yet, or answer.)")  # fmt: skip
         return shown.text
 
     def _next_step(
@@ -181,6 +211,10 @@ class SearchAgent(dspy.Module):
             res.answer = str(pred.answer).strip()
             res.trace.append({"type": "forced_answer", "reasoning": pred.reasoning,
                               "answer": res.answer})  # fmt: skip
+
+
+def _searches(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trace if t["type"] == "search"]
 
 
 def _rid(rollout_id: int | None, step: int) -> int | None:

@@ -22,7 +22,7 @@ class Attempt:
 
     index: int
     answer: str | None
-    n_searches: int
+    n_searches: int  # searches that retrieved something new: what difficulty counts
     correct: bool
     judgement: dict[str, Any]
     trace: list[dict[str, Any]]
@@ -30,6 +30,7 @@ class Attempt:
     parse_failures: int = 0
     step_calls: int = 0
     forced: bool = False
+    searches_made: int | None = None  # every search, repeats included (None: older records)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attempt:
@@ -87,7 +88,7 @@ def attempt(
     return Attempt(
         index=index,
         answer=res.answer,
-        n_searches=res.n_searches,
+        n_searches=res.new_searches,
         correct=j.correct and not res.forced,
         judgement=j.to_dict(),
         trace=res.trace,
@@ -95,6 +96,7 @@ def attempt(
         parse_failures=res.parse_failures,
         step_calls=res.step_calls,
         forced=res.forced,
+        searches_made=res.n_searches,
     )
 
 

@@ -39,7 +39,7 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "research_chars": None, "history_chars": None, "reviser_note_chars": None,
         "reviser_notes_chars": None,
         "judge_min_gold_recall": 0.0, "judge_number_guard": False,
-        "regenerate_failed": False,
+        "regenerate_failed": False, "reask_repeats": False,
     },
     "small": {
         "temperature": {"generator": 0.7, "reviser": 0.7, "agent": 0.7, "judge": 0.0},
@@ -49,7 +49,7 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "research_chars": 1200, "history_chars": 1500, "reviser_note_chars": 1200,
         "reviser_notes_chars": 5000,
         "judge_min_gold_recall": 0.5, "judge_number_guard": True,
-        "regenerate_failed": True,
+        "regenerate_failed": True, "reask_repeats": True,
     },
 }  # fmt: skip
 
@@ -58,7 +58,7 @@ BUDGETS = (
     "attempt_chars", "research_chars", "history_chars", "reviser_note_chars",
     "reviser_notes_chars",
 )  # fmt: skip
-KNOBS = ("judge_min_gold_recall", "judge_number_guard", "regenerate_failed")
+KNOBS = ("judge_min_gold_recall", "judge_number_guard", "regenerate_failed", "reask_repeats")
 EXECUTION_ONLY = frozenset({"attempt_workers"})  # knobs a resumed run may change
 
 
@@ -103,6 +103,7 @@ class SageConfig:
     judge_min_gold_recall: float = 0.0
     judge_number_guard: bool = False
     regenerate_failed: bool = False
+    reask_repeats: bool = False
     answer_source: str = "seed"
     attempt_workers: int = 1
     keep_unverified: bool = False

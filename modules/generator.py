@@ -14,12 +14,10 @@ from modules.agent import passage_record
 from modules.context import Shown, clip, fit_items, full_length
 from modules.passages import Retriever
 from modules.predict import Meter, predict_twice, safe_predict, sample_config
+from modules.rules import check_candidate
 from modules.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
-from modules.textnorm import contains_answer, normalize
 
-_HOW_WHY = re.compile(r"^\s*(how|why)\b", re.I)
 _REF = re.compile(r"P(\d+)")
-_NOTE_REF = re.compile(r"\bP\d+\b")
 TRACE_CHARS = 350  # a research step's passages as the trace shows them (notes hold the text)
 
 
@@ -74,27 +72,6 @@ class GenResult:
     notes: list[dict[str, Any]]  # [{ref, id, title, text}], P1 = the seed document
     meter: Meter
     error: str | None = None
-
-
-def check_candidate(question: str, answer: str) -> str | None:
-    """Why a pair breaks the rules, or None."""
-    if not question.strip() or not answer.strip():
-        return "empty question or answer"
-    if _HOW_WHY.match(question):
-        return "how/why questions are not allowed"
-    if len(answer.split()) > 10:
-        return "the answer must be short (an entity, date or number)"
-    if contains_answer(question, answer):
-        return "the question contains its answer"
-    if _NOTE_REF.search(answer):
-        return "the answer must be the fact itself, not a note reference like P2"
-    words = normalize(answer).split()
-    half = len(words) // 2
-    if half and len(words) % 2 == 0 and words[:half] == words[half:]:
-        return "the answer repeats itself; give the entity once"
-    if re.search(r"\b(the|this) (document|passage|text|article)\b", question, re.I):
-        return "the question must stand alone (no 'the document/passage')"
-    return None
 
 
 def render_notes(notes: list[dict[str, Any]], chars: int | None, total: int | None) -> str:
@@ -287,7 +264,7 @@ def write_checked(
 
     def rules(pred: Any) -> str | None:
         cand = candidate_from(pred, draft.notes, draft.answer_type)
-        error = check_candidate(cand.question, cand.answer)
+        error = check_candidate(cand.question, cand.answer, cand.answer_type)
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

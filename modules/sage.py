@@ -82,6 +82,9 @@ class RoundResult:
             "avg_at_k": n_correct / k if k else None,
             "min_searches": best.n_searches if (best := fewest_searches(self.attempts)) else None,
             "mean_searches": sum(a.n_searches for a in self.attempts) / k if k else None,
+            "repeated_searches": sum(
+                (a.searches_made or a.n_searches) - a.n_searches for a in self.attempts
+            ),  # fmt: skip
             "lm_calls": int(self.meter.get("lm_calls", 0)),
             "tokens": int(self.meter.get("tokens", 0)),
             "seconds": float(self.meter.get("seconds", 0.0)),
@@ -168,7 +171,8 @@ class Sage(dspy.Module):
             temperature=reviser.temperature, max_tokens=reviser.max_tokens,
         )  # fmt: skip
         self.agent = SearchAgent(retriever, lms.agent, adapter, 3, cfg.max_searches,
-                                 cfg.passage_chars, cfg.trajectory_chars)  # fmt: skip
+                                 cfg.passage_chars, cfg.trajectory_chars,
+                                 reask_repeats=cfg.reask_repeats)  # fmt: skip
         self.judge = Judge(lms.judge, adapter, min_gold_recall=cfg.judge_min_gold_recall,
                            number_guard=cfg.judge_number_guard,
                            temperature=cfg.role("judge").temperature)  # fmt: skip

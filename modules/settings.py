@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     judge_number_guard: bool | None = Field(
         None, description="A response lacking the gold's numbers is wrong without asking the LM."
     )
+    reask_repeats: bool | None = Field(
+        None, description="A repeated agent query is sent back to the model, not searched."
+    )
     regenerate_failed: bool | None = Field(
         None, description="A seed whose generation failed is regenerated next round (else dropped)."
     )

@@ -77,6 +77,7 @@ def open_verifier(
         passage_chars=config.passage_chars,
         trajectory_chars=config.trajectory_chars,
         force_answer=force_answer,
+        reask_repeats=config.reask_repeats,
     )
     judge = Judge(
         role_lm(settings, "judge", workers),

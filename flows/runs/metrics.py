@@ -35,6 +35,7 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "avg_at_k": pl.Float64(),
     "min_searches": pl.Int64(),
     "mean_searches": pl.Float64(),
+    "repeated_searches": pl.Int64(),
     "lm_calls": pl.Int64(),
     "tokens": pl.Int64(),
     "seconds": pl.Float64(),

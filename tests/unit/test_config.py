@@ -129,7 +129,8 @@ def _pair(answer: str) -> list[dict]:
 def test_a_capable_judges_yes_for_an_alias_stands_under_paper_only(profile, status):
     """'USA' for 'United States' shares no word with the gold: the small profile's overlap
     guard overrules the judge's 'correct' (a false reject with a capable judge)."""
-    steps = [{"reasoning": "look", "action": "search", "text": f"q{i}"} for i in range(2)]
+    queries = ["Brennick capital", "Skellis lighthouses"]  # the second finds a new passage
+    steps = [{"reasoning": "look", "action": "search", "text": q} for q in queries]
     agent = ScriptedLM([*steps, {"reasoning": "done", "action": "answer", "text": "USA"}])
     judge = ScriptedLM([{"extracted_answer": "USA", "reasoning": "same", "correct": True}])
     for lm in (agent, judge):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from modules.config import profile_config
+from modules.passages import Passage
 from modules.sage import RoundResult, Sage, SageLMs
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
@@ -46,9 +47,14 @@ def revise(question="Which composer born in the capital wrote the shoals symphon
     ]
 
 
+# one passage per marker: an attempt's i-th search ("Marker i") always finds a new one, so
+# every scripted search counts toward difficulty (a repeated search would not)
+MARKERS = [Passage(f"m{i}", f"dm{i}", f"Marker{i}", f"Marker{i} is fact {i}.") for i in range(12)]
+
+
 def attempt(searches: int, answer: str):
     steps = [
-        {"reasoning": "look", "action": "search", "text": f"query {i}"} for i in range(searches)
+        {"reasoning": "look", "action": "search", "text": f"Marker{i}"} for i in range(searches)
     ]
     return steps + [{"reasoning": "done", "action": "answer", "text": answer}]
 
@@ -59,7 +65,8 @@ WRONG_JUDGE = {"extracted_answer": "Bo Lund", "reasoning": "scripted", "correct"
 def sage_of(gen_lm, agent_lm, judge_lm, profile="small", **cfg) -> Sage:
     """A Sage on the toy passages with these LMs, under ``profile`` with ``cfg`` knobs."""
     config = profile_config(profile, **cfg)
-    return Sage(OverlapRetriever(TOY_PASSAGES), SageLMs(gen_lm, agent_lm, judge_lm), config)
+    retriever = OverlapRetriever(TOY_PASSAGES + MARKERS)
+    return Sage(retriever, SageLMs(gen_lm, agent_lm, judge_lm), config)
 
 
 def make(gen, agent, judge=(), **kw) -> Sage:
@@ -239,8 +246,44 @@ def test_the_reviser_sees_passage_texts_and_earlier_rounds():
 
 
 def test_the_drawn_answer_type_is_given_to_the_generator():
-    gen = lm(write())
-    sage = sage_of(gen, lm(attempt(2, "Ada Venn")), lm([]), attempts=1, rounds=0)
+    gen = lm(write(question="In which year was the composer of the symphony born?", answer="1950"))
+    sage = sage_of(gen, lm(attempt(2, "1950")), lm([]), attempts=1, rounds=0)
     res = sage(document="d", target_steps=2, answer_type="date")
     assert "[[ ## answer_type ## ]]\ndate" in gen.prompts[-1]
     assert res.rounds[0].candidate["answer_type"] == "date"
+
+
+def test_a_wrong_type_is_fed_back_as_the_rule_it_broke():
+    """A date answer that is a name breaks the type rule; the rewrite is told why."""
+    gen = lm(write() + write(question="In which year was Ada Venn born?", answer="1950")[1:])
+    sage = sage_of(gen, lm(attempt(2, "1950")), lm([]), attempts=1, rounds=0)
+    res = sage(document="d", target_steps=2, answer_type="date")
+    assert res.rounds[0].candidate["answer"] == "1950"
+    assert "a date answer must contain a day, month or year" in gen.prompts[-1]
+    written = [t for t in res.rounds[0].generator_trace if t["type"] == "written"]
+    assert [bool(t["rule_violation"]) for t in written] == [True, False]
+
+
+def test_a_repeated_search_is_not_a_search():
+    """Both attempts repeated one query (the 1.5B demo, issue #25): a one-hop question
+    passed S=2. Repeats now spend budget (paper) but never count toward difficulty."""
+    repeat = [{"reasoning": "look", "action": "search", "text": "Marker1"}] * 2
+    agent = lm([*repeat, {"reasoning": "done", "action": "answer", "text": "Ada Venn"}])
+    sage = sage_of(lm(write()), agent, lm([]), profile="paper", attempts=1, rounds=0)
+    res = sage(document="d", target_steps=2)
+    a = res.rounds[0].attempts[0]
+    assert (a.searches_made, a.n_searches) == (2, 1)
+    assert [t.get("new") for t in a.trace if t["type"] == "search"] == [True, False]
+    assert res.rounds[0].status == "too_easy"  # one real search for S=2: not accepted
+
+
+def test_small_asks_again_instead_of_searching_a_repeated_query():
+    steps = [{"reasoning": "look", "action": "search", "text": q}
+             for q in ("Marker1", "marker1 ", "Marker2")]  # fmt: skip
+    agent = lm([*steps, {"reasoning": "done", "action": "answer", "text": "Ada Venn"}])
+    sage = sage_of(lm(write()), agent, lm([]), attempts=1, rounds=0, max_searches=2)
+    res = sage(document="d", target_steps=2)
+    a = res.rounds[0].attempts[0]
+    assert [t["type"] for t in a.trace] == ["search", "repeat_query", "search", "answer"]
+    assert (a.searches_made, a.n_searches) == (2, 2) and res.rounds[0].status == "accepted"
+    assert "You already searched 'marker1'" in agent.prompts[2]

@@ -1,0 +1,105 @@
+"""The model-free rules a written question/answer pair must follow (generator and reviser,
+every model): a broken rule is fed back to the writer as the reason, once."""
+
+from __future__ import annotations
+
+import re
+
+from modules.signatures import ANSWER_TYPES
+from modules.textnorm import contains_answer, normalize, numbers
+
+MAX_QUESTION_WORDS = 60
+MAX_ANSWER_WORDS = 10
+# "how"/"why" questions ask for a method or a cause; "how many/much/old ..." ask for a number
+_HOW_WHY = re.compile(
+    r"^\s*(why\b|how\b(?!\s+(many|much|long|old|far|tall|high|large|big|deep|wide|often)\b))",
+    re.I,
+)
+_NOTE_REF = re.compile(r"\bP\d+\b")
+_STANDALONE = re.compile(r"\b(the|this) (document|passage|text|article)\b", re.I)
+# Text sage itself writes into prompts (feedback, trace renderings, placeholders, field
+# names): an answer that repeats it was copied from the prompt, not found in a passage.
+_PROMPT_TEXT = re.compile(
+    r"\((correct|wrong), \d+ searches?\)|\bsearches?\)|final answer:|too easy:|incorrect:"
+    r"|shown above|no searches yet|none yet|no attempt|broke a rule|search \d+:",
+    re.I,
+)
+_PLACEHOLDERS = frozenset(
+    {"none", "null", "n a", "unknown", "not found", "no answer", "answer", "question", "plan",
+     "reasoning", "notes", "document", "feedback", "analysis", "text", "query", "true",
+     "false", *ANSWER_TYPES}
+)  # fmt: skip
+_MONTHS = (
+    "january february march april may june july august september october november "
+    "december jan feb mar apr jun jul aug sep sept oct nov dec"
+).split()
+_NUMBER_WORDS = set(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred thousand million billion first second third fourth fifth sixth "
+    "seventh eighth ninth tenth dozen".split()
+)
+_MEASURE = re.compile(
+    r"^\s*(about |around |some |over |up to )?[\d.,]+\s*(%|percent|per cent|km|kilomet|"
+    r"metre|meter|mile|feet|foot|ft|kg|kilogram|tonne|ton|litre|liter|hectare|acre|"
+    r"square|years?|months?|days?|hours?|people|inhabitants|residents)",
+    re.I,
+)
+_VERB = re.compile(r"\b(is|was|are|were|has|had|have|will|would|can|could)\b", re.I)
+
+
+def type_violation(answer: str, answer_type: str) -> str | None:
+    """Why an answer does not fit its type (a number holds a number, a date a day, month
+    or year, an entity is a name: not a sentence or a measurement phrase), or None."""
+    norm = normalize(answer)
+    words = norm.split()
+    if answer_type == "number" and not (numbers(answer) or _NUMBER_WORDS & set(words)):
+        return "a number answer must contain a number"
+    if answer_type == "date" and not (
+        re.search(r"\b\d{1,4}(s|st|nd|rd|th)?\b", norm)
+        or set(words) & set(_MONTHS)
+        or re.search(r"\b(century|decade|bc|ad|bce|ce)\b", norm)
+    ):
+        return "a date answer must contain a day, month or year"
+    if answer_type == "entity":
+        if _MEASURE.match(answer):
+            return "an entity answer must be a name, not a measurement"
+        if len(words) > 3 and (_VERB.search(answer) or answer.rstrip().endswith(".")):
+            return "an entity answer must be a name, not a sentence"
+    return None
+
+
+def copied_from_prompt(answer: str) -> str | None:
+    """Why an answer repeats text sage wrote into the prompt, or None."""
+    if _PROMPT_TEXT.search(answer) or normalize(answer) in _PLACEHOLDERS:
+        return "the answer must be a fact from the passages, not text from these instructions"
+    if _NOTE_REF.search(answer):
+        return "the answer must be the fact itself, not a note reference like P2"
+    return None
+
+
+def check_candidate(question: str, answer: str, answer_type: str | None = None) -> str | None:
+    """Why a pair breaks the rules, or None."""
+    if not question.strip() or not answer.strip():
+        return "empty question or answer"
+    if not question.rstrip().endswith("?"):
+        return "the question must be a question ending with '?', not a statement"
+    if len(question.split()) > MAX_QUESTION_WORDS:
+        return f"the question must be at most {MAX_QUESTION_WORDS} words"
+    if _HOW_WHY.match(question):
+        return "how/why questions are not allowed"
+    if len(answer.split()) > MAX_ANSWER_WORDS:
+        return "the answer must be short (an entity, date or number)"
+    if contains_answer(question, answer):
+        return "the question contains its answer"
+    if why := copied_from_prompt(answer):
+        return why
+    words = normalize(answer).split()
+    half = len(words) // 2
+    if half and len(words) % 2 == 0 and words[:half] == words[half:]:
+        return "the answer repeats itself; give the entity once"
+    if _STANDALONE.search(question):
+        return "the question must stand alone (no 'the document/passage')"
+    if answer_type and (why := type_violation(answer, answer_type)):
+        return why
+    return None
