@@ -10,6 +10,7 @@ from prefect import flow
 from flows.engine.params import FlowParams, option
 from flows.generate import GenerateParams, generate_dataset
 from flows.index import IndexParams, index_corpus
+from flows.runs.showcase import showcase
 from modules import model_store
 from modules.settings import load_settings
 
@@ -46,4 +47,5 @@ def demo(params: DemoParams, settings_overrides: dict[str, Any] | None = None) -
         attempt_workers=params.attempts,  # the K attempts run at once, in parallel model slots
         **params.model_dump(),
     )
-    return {"index": index, **generate_dataset(gen, overrides)}
+    summary = generate_dataset(gen, overrides)
+    return {"index": index, **summary, "showcase": showcase(Path(summary["run_dir"]))}

@@ -46,6 +46,7 @@ def _run_headline(summary: dict[str, Any]) -> str:
 def demo_cmd(ctx: typer.Context, params: DemoParams, as_json: bool) -> None:
     """Pull models if missing, index the bundled demo corpus, run a small generation."""
     from flows.demo import REAL_SIZE_HINT, demo
+    from flows.runs.showcase import showcase_lines
 
     summary = demo(params, ctx.obj.overrides)
     idx = summary["index"]
@@ -53,7 +54,8 @@ def demo_cmd(ctx: typer.Context, params: DemoParams, as_json: bool) -> None:
         f"indexed {idx['documents']} demo documents into {idx['version']} "
         f"({idx['embedded']} embedded, {idx['reused']} reused)\n"
     )
-    emit(summary, as_json, head + _run_headline(summary) + "\n" + REAL_SIZE_HINT)
+    item = showcase_lines(summary.get("showcase"))
+    emit(summary, as_json, f"{head}{item}\n{_run_headline(summary)}\n{REAL_SIZE_HINT}")
 
 
 def register(app: typer.Typer) -> None:
