@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -146,6 +147,15 @@ def _prompts(server: ProbeServer, kind: str) -> list[str]:
     return [b["messages"][-1]["content"] for b in server.bodies[kind]]
 
 
+def _round(profile: str, monkeypatch) -> tuple[ProbeServer, Any]:
+    """One round (K=1) under ``profile`` against the probe server; the server is closed."""
+    server, sage, _ = _run(profile, monkeypatch)
+    try:
+        return server, sage(document="Seed\nTopic0 seed document.", target_steps=2).rounds[0]
+    finally:
+        server.close()
+
+
 def _run(profile: str, monkeypatch) -> tuple[ProbeServer, Sage, list[Passage]]:
     for key in [k for k in os.environ if k.startswith("SAGE_")]:
         monkeypatch.delenv(key)
@@ -165,12 +175,7 @@ def _run(profile: str, monkeypatch) -> tuple[ProbeServer, Sage, list[Passage]]:
 
 
 def test_paper_shows_every_retrieved_passage_whole(monkeypatch):
-    server, sage, _ = _run("paper", monkeypatch)
-    try:
-        res = sage(document="Seed\nTopic0 seed document.", target_steps=2)
-    finally:
-        server.close()
-    rr = res.rounds[0]
+    server, rr = _round("paper", monkeypatch)
     trace = rr.attempts[0].trace
     searches = [t for t in trace if t["type"] == "search"]
     assert len(searches) == 8 and len(_prompts(server, "step")) == 9
@@ -186,12 +191,7 @@ def test_paper_shows_every_retrieved_passage_whole(monkeypatch):
 
 
 def test_small_keeps_its_cuts(monkeypatch):
-    server, sage, _ = _run("small", monkeypatch)
-    try:
-        res = sage(document="Seed\nTopic0 seed document.", target_steps=2)
-    finally:
-        server.close()
-    rr = res.rounds[0]
+    server, rr = _round("small", monkeypatch)
     searches = [t for t in rr.attempts[0].trace if t["type"] == "search"]
     for step in searches:
         for p in step["passages"]:
