@@ -1,15 +1,14 @@
-"""prefect.yaml for real: a local Prefect server, a process work pool, `prefect deploy`, a
-deployment run picked up by `prefect worker start --run-once`, and what the run left behind.
+"""prefect.yaml for real: a local Prefect server, a process work pool, `prefect deploy`,
+deployment runs picked up by `prefect worker start --run-once`, and what they left behind.
 
 Everything runs in its own process group and is killed in ``finally``; the server keeps its
 database under a temporary PREFECT_HOME. Deselect with ``-m 'not server'``.
 
-Only ``index-demo`` runs on the worker. The generate and nightly-refresh deployments are not
-run here: a worker runs a deployment in a fresh process, where the tests' scripted LMs
-(`plug_lms`) cannot reach, so they would run the real local LLM (minutes per seed on this
-CPU) or need a served model; their flows run in process with scripted LMs in
-test_generate_flow.py and test_refresh_flow.py, and their deployment entries are checked in
-tests/unit/test_prefect_yaml.py.
+``index-demo``, ``generate`` and ``nightly-refresh`` run on the worker, in order. A worker
+runs each deployment in a fresh process where the tests' scripted LMs cannot reach, so the
+generating ones use a served model: ``bench/stub_server.py``'s scripted chat server on
+127.0.0.1, named by ``SAGE_LM`` / ``SAGE_API_BASE`` in the worker's environment, as a real
+deployment names its vLLM server.
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.server
 
 BIN = Path(sys.executable).parent
-DEPLOYMENT = "index-demo"  # deploy by name only: other deployments may come and go
-FLOW_NAME = "index_corpus"
+# deployed by name only (other deployments may come and go): name -> flow name
+DEPLOYMENTS = {"index-demo": "index_corpus", "generate": "generate-dataset",
+               "nightly-refresh": "nightly-refresh"}  # fmt: skip
 POOL = "sage-process"
 
 
@@ -141,25 +141,19 @@ def _flow_run(api: str, run_id: str) -> dict:
     return res.json()
 
 
-def test_deploy_and_run_index_demo_on_a_local_server_and_worker(stack):
-    procs, api, data = stack
-    t0 = time.time()
-    server = procs.start("server", "server", "start", "--host", "127.0.0.1",
-                         "--port", api.split(":")[-1].split("/")[0])  # fmt: skip
-    _wait_healthy(procs, server, api, timeout=120)
-    t_server = time.time() - t0
-
-    procs.run("work-pool", "create", POOL, "--type", "process")
-    out = procs.run("deploy", "--name", DEPLOYMENT, "--no-prompt", timeout=180)
-    assert f"{FLOW_NAME}/{DEPLOYMENT}" in out, out[-2000:]
-    out = procs.run("deployment", "run", f"{FLOW_NAME}/{DEPLOYMENT}")
+def _run_deployment(procs: Procs, api: str, name: str, *params: str) -> str:
+    """Deploy ``name``, run it (``--param`` overrides), let one worker poll pick it up;
+    returns the flow run id once it COMPLETED."""
+    flow_name = DEPLOYMENTS[name]
+    out = procs.run("deploy", "--name", name, "--no-prompt", timeout=180)
+    assert f"{flow_name}/{name}" in out, out[-2000:]
+    out = procs.run("deployment", "run", f"{flow_name}/{name}", *params)
     match = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
     assert match, out[-2000:]
     run_id = match.group(1)
     assert _flow_run(api, run_id)["state_type"] == "SCHEDULED"
-
-    worker = procs.start("worker", "worker", "start", "--pool", POOL, "--run-once")
-    deadline = time.time() + 240
+    worker = procs.start(f"worker-{name}", "worker", "start", "--pool", POOL, "--run-once")
+    deadline = time.time() + 300
     state = None
     while time.time() < deadline:
         state = _flow_run(api, run_id)["state_type"]
@@ -168,19 +162,35 @@ def test_deploy_and_run_index_demo_on_a_local_server_and_worker(stack):
         if worker.poll() is not None and state == "SCHEDULED":
             break  # the worker's single poll missed the run
         time.sleep(1)
-    assert state == "COMPLETED", f"flow run {state}:\n{procs.tail('worker')}"
-    t_run = time.time() - t0
+    assert state == "COMPLETED", f"{name} run {state}:\n{procs.tail(f'worker-{name}')}"
+    worker.wait(timeout=60)  # --run-once: it exits once its run is over (embedded Qdrant free)
+    return run_id
 
-    # what the run left behind: a progress artifact and the versioned collection 'demo'
+
+def _artifacts(api: str, run_id: str) -> list[dict]:
     res = httpx.post(
         f"{api}/artifacts/filter",
         json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
         timeout=10,
     )
     res.raise_for_status()
-    artifacts = res.json()
+    return res.json()
+
+
+def test_deploy_and_run_index_generate_and_refresh_on_a_local_server_and_worker(stack, tmp_path):
+    from bench.stub_server import StubServer
+
+    procs, api, data = stack
+    t0 = time.time()
+    server = procs.start("server", "server", "start", "--host", "127.0.0.1",
+                         "--port", api.split(":")[-1].split("/")[0])  # fmt: skip
+    _wait_healthy(procs, server, api, timeout=120)
+    t_server = time.time() - t0
+    procs.run("work-pool", "create", POOL, "--type", "process")
+
+    run_id = _run_deployment(procs, api, "index-demo")
+    artifacts = _artifacts(api, run_id)  # a progress artifact and the collection 'demo'
     assert any(a["type"] == "progress" and a["data"] == 100.0 for a in artifacts), artifacts
-    worker.wait(timeout=60)  # --run-once: it exits once its run is over (embedded Qdrant free)
     out = subprocess.run(
         [sys.executable, "-c", CHECK_INDEX, str(data / "qdrant")],
         capture_output=True,
@@ -191,7 +201,31 @@ def test_deploy_and_run_index_demo_on_a_local_server_and_worker(stack):
     assert out.returncode == 0, out.stderr[-2000:]
     index = json.loads(out.stdout)
     assert index["version"].startswith("demo@") and index["points"] >= 85, index
-    print(f"server healthy {t_server:.0f}s, flow run completed {t_run:.0f}s after start")
+    t_index = time.time() - t0
+
+    stub = StubServer()
+    procs.env.update(SAGE_LM="openai/stub", SAGE_API_BASE=stub.url)
+    try:
+        run_id = _run_deployment(procs, api, "generate", "--param", 'params={"collection": '
+                                 '"demo", "seeds": 2, "steps": "2", "rounds": 1, "attempts": 2, '
+                                 '"run_id": "deployed"}')  # fmt: skip
+        manifest = json.loads((tmp_path / "runs" / "deployed" / "manifest.json").read_text())
+        assert manifest["config"]["profile"] == "paper" and len(manifest["seeds"]) == 2
+        assert (tmp_path / "runs" / "deployed" / "dataset.parquet").exists()
+        assert {"table", "markdown"} <= {a["type"] for a in _artifacts(api, run_id)}
+        published = tmp_path / "datasets"
+        params = {"corpus": "flows/data/demo/corpus.jsonl", "dataset": "demo",
+                  "collection": "demo", "n": 1, "steps": "2", "rounds": 1, "attempts": 2,
+                  "datasets_dir": str(published)}  # fmt: skip
+        _run_deployment(procs, api, "nightly-refresh", "--param",
+                        f"params={json.dumps(params)}")  # fmt: skip
+    finally:
+        stub.close()
+    assert stub.calls["step"] > 0 and stub.calls["write"] > 0  # the served model did the work
+    versions = [p for p in (published / "demo").iterdir() if p.name != "latest"]
+    assert len(versions) == 1 and (published / "demo" / "latest").exists()
+    print(f"server healthy {t_server:.0f}s, index run {t_index:.0f}s, "
+          f"all three {time.time() - t0:.0f}s after start")  # fmt: skip
 
 
 CHECK_INDEX = """
