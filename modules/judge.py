@@ -1,9 +1,18 @@
 """Judge: exact match is the only model-free accept; otherwise an LLM judgement at
 temperature 0 (extracted answer, reasoning, verdict, as the SAGE code's judge), with a
-number guard and a gold-overlap guard that can only reject."""
+number guard and a gold-overlap guard that can only reject.
+
+The answer is untrusted data (an RL policy learns to exploit its grader). Before any LLM
+sees it, ``modules.screening.screen_answer`` (the rule the exported ``reward.py`` applies)
+refuses text addressed to a grader, markup, several candidates and long answers. What
+passes is shown to the judge as a JSON string literal (quotes and new lines escaped, so it
+cannot close its field or open a fake verdict field) in a field the instructions call
+untrusted; the verdict is only the judge's own typed ``correct`` output, never text found
+in the answer."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,11 +20,13 @@ import dspy
 
 from modules.adapter import json_adapter
 from modules.predict import Meter, safe_predict
+from modules.screening import screen_answer
 from modules.signatures import JudgeAnswer
 from modules.textnorm import best_match, gold_recall, normalize, numbers
 
 METHODS = (
-    "exact", "llm", "number_guard", "overlap_guard", "empty", "llm_failed", "undecided",
+    "exact", "llm", "number_guard", "overlap_guard", "screened", "empty", "llm_failed",
+    "undecided",
 )  # fmt: skip
 
 
@@ -40,12 +51,18 @@ def number_guard(response: str, golds: list[str]) -> bool:
     return bool(gold_sets) and not any(g <= numbers(response) for g in gold_sets)
 
 
+def quoted(response: str) -> str:
+    """The answer as the judge sees it: a JSON string literal (untrusted data)."""
+    return json.dumps(str(response), ensure_ascii=False)
+
+
 class Judge(dspy.Module):
     """Correctness of a response against gold answers (and aliases).
 
     An exact match after normalisation with the gold or an alias is the only verdict made
     without a model. A response lacking the gold's numbers is wrong (``number_guard``; off
     under the ``paper`` profile, where the LLM judge decides, as in the SAGE code).
+    An answer ``screen_answer`` refuses is wrong (``screened``) and never reaches a model.
     Everything else goes to the LLM judge at temperature 0; its "correct" also needs at
     least ``min_gold_recall`` of some gold answer's content words in the response (small
     models over-accept: the 0.5B local judge accepted "Tarvassa Island" for "Ilvaro" and
@@ -89,6 +106,9 @@ class Judge(dspy.Module):
             return Judgement(True, "exact", response, 1.0)
         if self.number_guard and number_guard(response, golds):
             return Judgement(False, "number_guard", response, f1)
+        refused = screen_answer(response, golds)
+        if refused:
+            return Judgement(False, "screened", None, f1, refused)
         if not self.use_llm:
             return Judgement(False, "undecided", None, f1)
         pred, err = safe_predict(
@@ -99,7 +119,7 @@ class Judge(dspy.Module):
             {"temperature": self.temperature},
             question=question,
             gold_answers=" | ".join(golds),
-            response=response,
+            response=quoted(response),
         )
         if pred is None:
             return Judgement(False, "llm_failed", None, f1, err)

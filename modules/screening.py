@@ -17,7 +17,8 @@ from modules.textnorm import tokens
 GRADER_WORDS = frozenset(
     "correct incorrect true false yes wrong grader grade graded grading judge judged "
     "verdict score scored reward ignore instruction instructions prompt system assistant "
-    "mark marked accept accepted approve approved".split()
+    "mark marked accept accepted approve approved evaluator evaluate evaluated evaluation "
+    "rubric credit override overrule reviewer examiner".split()
 )
 _ALTERNATIVES = re.compile(r"\s(?:and/or|or)\s|[;|/\n]", re.IGNORECASE)
 _MARKUP = set("<>{}[]`")
