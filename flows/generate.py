@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata as md
 import os
 import socket
@@ -24,9 +23,10 @@ from prefect.artifacts import (
 from pydantic import field_validator, model_validator
 
 from flows.engine import futures
+from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, hidden, option
-from flows.engine.progress import round_line, say
+from flows.engine.progress import generate_tracker, round_done, round_line, say
 from flows.engine.retrying import retried
 from flows.runs import finalise as ds
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
@@ -210,12 +210,16 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
     # a resumed seed, a retry or a rerun (maybe in another process): continue after its rounds
     done = store.seed_rounds(sid) if resume or not store.first_start(sid) else []
     new: list[dict[str, Any]] = []
+    logger = get_run_logger()
 
     def on_round(record: dict[str, Any]) -> None:
         rec = {"seed_id": sid, "run_id": job.run_id, **_worker(), **record}
         store.append_record(rec)  # durable first
         new.append(ds.summary_of(rec))  # the flow keeps summaries; traces stay on disk
-        say(round_line(rec))
+        line = round_line(rec)
+        say(line)
+        logger.info(line)  # the task run's log says what each round did
+        round_done(rec)  # the run's progress line, when the flow runs in this process
 
     runtime_for(job).run_seed(seed, done, on_round)
     return new
@@ -310,11 +314,13 @@ def run_seeds(
     """Keep ``concurrency`` unfinished seeds in flight (a sliding window) until the plan, the
     wanted items or the token budget runs out; returns why it stopped."""
     logger = get_run_logger()
-    progress = create_progress_artifact(progress=0.0, description=f"sage run {job.run_id}")
+    key = artifact_key("sage", job.run_id, "progress")
+    progress = create_progress_artifact(0.0, key=key, description=f"sage run {job.run_id}")
     pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
     finished, stop_reason = len(plan) - len(pending), "plan exhausted"
     inflight: dict[Any, dict[str, Any]] = {}
-    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
+    tracker = generate_tracker(str(job.run_id), len(plan), params.n, finished, ledger.done)
+    with prompt_exit(), tracker:  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
         while pending or inflight:
             while pending and len(inflight) < params.concurrency:
                 if params.n is not None and ledger.accepted() >= params.n:
@@ -336,20 +342,20 @@ def run_seeds(
                 logger.error("seed %s failed: %s", s["seed_id"], exc)
                 ledger.reload(s["seed_id"])  # the rounds it did finish
             finished += 1
+            tracker.seed_done(ledger.rounds(s["seed_id"]), ledger.accepted())
             update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
     update_progress_artifact(progress, progress=100.0)
     return stop_reason
 
 
 def _publish_artifacts(summary: dict[str, Any], store: RunStore) -> None:
-    key = "sage-" + hashlib.sha1(store.run_id.encode()).hexdigest()[:10]
     create_table_artifact(
         table=summary["metrics"]["per_round"],
-        key=f"{key}-rounds",
+        key=artifact_key("sage", store.run_id, "rounds"),
         description=f"per-round metrics of run {store.run_id}",
     )
     create_markdown_artifact(
         markdown=(store.path / "report.md").read_text(),
-        key=f"{key}-report",
+        key=artifact_key("sage", store.run_id, "report"),
         description=f"report of run {store.run_id}",
     )
