@@ -8,7 +8,6 @@ per attempt), ``eval_metrics.json``, ``eval_report.md`` and ``traces.jsonl``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,8 +19,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.data.qa_sets import QAItem, load_qa
 from flows.engine import futures
+from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, argument, option
+from flows.engine.progress import RunTracker, Snapshot
 from flows.engine.retrying import retried
 from flows.engine.runtime import open_verifier
 from flows.reports.tables import md_table
@@ -257,20 +258,47 @@ def evaluate_agent(
 
 def solve_all(items: list[QAItem], verifier: Verifier, seed: int, store: RunStore) -> None:
     """Every question not answered yet, one at a time (the agent's LM is the bottleneck)."""
-    done = {r["qid"] for r in store.iter_records()}
+    records = {r["qid"]: r for r in store.iter_records()}
+    done = set(records)
     todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
     logger = get_run_logger()
     logger.info("evaluation %s: %d questions, %d already done", store.run_id, len(items), len(done))
-    with prompt_exit():  # Ctrl-C / SIGTERM leave at once; answered questions are kept
+    tracker = eval_tracker(store.run_id, len(items), list(records.values()))
+    with prompt_exit(), tracker:  # Ctrl-C / SIGTERM leave at once; answered questions are kept
         for i, it in todo:
             try:
-                futures.result(solve_question.submit(it, verifier, seed, store, i))
+                rec = futures.result(solve_question.submit(it, verifier, seed, store, i))
+                records[it.id] = rec
             except Exception as exc:  # a question that keeps failing is logged, not fatal
                 logger.error("question %s failed: %s", it.id, exc)
+            tracker.cost(it.id, *question_cost(records.get(it.id)))
+            tracker.finished(accepted=sum(solved(r) for r in records.values()))
+
+
+def solved(rec: dict[str, Any]) -> bool:
+    """Some attempt at the question was judged right (pass@K)."""
+    return any(a.get("correct") for a in rec["attempts"])
+
+
+def question_cost(rec: dict[str, Any] | None) -> tuple[int, int]:
+    """(LM calls, tokens) of a question's attempts."""
+    meters = [a.get("meter") or {} for a in (rec or {}).get("attempts", [])]
+    calls = sum(int(m.get("lm_calls", 0)) for m in meters)
+    tokens = sum(
+        int(m.get("prompt_tokens", 0)) + int(m.get("completion_tokens", 0)) for m in meters
+    )
+    return calls, tokens
+
+
+def eval_tracker(run_id: str, total: int, records: list[dict[str, Any]]) -> RunTracker:
+    """The progress of an evaluation: questions done and solved, LM calls, tokens."""
+    n_solved = sum(solved(r) for r in records)
+    snap = Snapshot(run_id, len(records), total, "questions", n_solved, label="solved")
+    return RunTracker(snap, {r["qid"]: question_cost(r) for r in records})
 
 
 def _publish(metrics: dict[str, Any], store: RunStore, params: EvaluateParams) -> None:
-    key = "sage-eval-" + hashlib.sha1(store.run_id.encode()).hexdigest()[:10]
+    key = artifact_key("sage", store.run_id, "evaluation")
     create_table_artifact(
         table=[{"group": "all", **metrics["overall"]}, *metrics["by_group"]],
         key=key,

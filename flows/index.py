@@ -9,7 +9,6 @@ Qdrant server (``modules/store.py``).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import model_validator
 
+from flows.engine.artifacts import artifact_key
 from flows.engine.params import FlowParams, argument, hidden, option
 from modules import corpus as corpus_mod
 from modules import embeddings, store
@@ -95,10 +95,6 @@ def embed_task(
     ]
     store.open_store(location, api_key).upsert(dst, points)
     return len(points)
-
-
-def _artifact_key(collection: str) -> str:
-    return "index-" + (re.sub(r"[^a-z0-9-]+", "-", collection.lower()).strip("-") or "corpus")
 
 
 def _rejects_path(settings: Settings, collection: str) -> Path:
@@ -206,7 +202,8 @@ class Build:
                 f"a plain collection named {name!r} exists; choose another --collection"
             )
         current = vs.alias_target(name)
-        artifact = create_progress_artifact(0.0, key=_artifact_key(name), description=version)
+        key = artifact_key("sage", "index", name)
+        artifact = create_progress_artifact(0.0, key=key, description=version)
         if vs.is_complete(version):
             get_run_logger().info("%s is already built; nothing to embed", version)
             counts = {"embedded": 0, "reused": len(self.unique), "deleted": 0, "changed_docs": []}

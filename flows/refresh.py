@@ -4,7 +4,6 @@ publish ``datasets/<name>/<version>/`` with a ``latest`` pointer, keeping the la
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import field_validator
 
+from flows.engine.artifacts import artifact_key
 from flows.engine.params import FlowParams, argument, option
 from flows.generate import GenerateParams, generate_dataset
 from flows.index import IndexParams, index_corpus
@@ -84,6 +84,7 @@ class RefreshParams(FlowParams):
     )
     validate_attempts: int | None = option(None, "Validation attempts (default: K).", ge=1)
     tag: bool = option(True, "LLM-tag failure causes in the validation.")
+    against: list[str] = option([], "Eval file/folder to decontaminate against (repeatable).")
     keep_versions: int = option(7, "Published versions kept.", ge=1)
     datasets_dir: str = option("datasets", "Where datasets are published.")
     seed: int | None = option(None, "Seed of the generation (default: from the time).")
@@ -119,13 +120,14 @@ def nightly_refresh(
     if p.validate_run:
         val = validate_run(ValidateParams(
             run_dir=str(run_dir), attempts=p.validate_attempts, tag=p.tag,
-            max_searches=p.max_searches, validation_id=stamp,
+            max_searches=p.max_searches, validation_id=stamp, against=p.against,
+            published=str(Path(p.datasets_dir) / p.dataset),
         ), overrides)  # fmt: skip
         vdir = Path(val["validation_dir"])  # publish the filtered copy
         files = {f: vdir / f.replace("dataset.", "dataset.filtered.") for f in PUBLISHED}
     summary = publish_version(p, stamp, files, idx, run_dir, val) | {"accepted": gen["accepted"]}
     create_markdown_artifact(
-        key="refresh-" + hashlib.sha1(p.dataset.encode()).hexdigest()[:10],
+        key=artifact_key("sage", "refresh", p.dataset),
         markdown=refresh_markdown(summary, val),
         description=f"nightly refresh of dataset {p.dataset}",
     )
