@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.cli import evaluate as cli_eval
+from flows.cli import experiment as cli_experiment
 from flows.cli import export as cli_export
 from flows.cli import generate as cli_generate
 from flows.cli import index as cli_index
@@ -36,7 +37,8 @@ app = typer.Typer(
 
 LOG: dict[str, Path | None] = {"path": None}  # this command's log file, once routed
 # commands that run Prefect flows: they get a temporary Prefect API that dies with sage
-FLOW_COMMANDS = {"index", "generate", "demo", "validate", "evaluate", "optimize", "refresh"}
+FLOW_COMMANDS = {"index", "generate", "demo", "validate", "evaluate", "optimize", "refresh",
+                 "experiment"}  # fmt: skip
 
 
 @app.callback()
@@ -103,7 +105,7 @@ def _global(
 
 
 for part in (cli_models, cli_generate, cli_index, cli_eval, cli_optimize, cli_refresh,
-             cli_export, cli_search, cli_judge):  # fmt: skip
+             cli_export, cli_search, cli_judge, cli_experiment):  # fmt: skip
     part.register(app)
 
 
