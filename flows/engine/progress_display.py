@@ -41,12 +41,14 @@ class RichDisplay:
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, snap: Snapshot) -> None:
+        done, stats = 100.0 * snap.fraction(), snap.stats()
         task = self.tasks.get(snap.run_id)
-        if task is None:
-            task = self.tasks[snap.run_id] = self.bar.add_task(
-                f"run {snap.run_id}", total=100.0, stats=""
+        if task is None:  # added whole: the refresh thread may draw it at once
+            self.tasks[snap.run_id] = self.bar.add_task(
+                f"run {snap.run_id}", total=100.0, completed=done, stats=stats
             )
-        self.bar.update(task, completed=100.0 * snap.fraction(), stats=snap.stats())
+        else:
+            self.bar.update(task, completed=done, stats=stats)
 
 
 @contextmanager
