@@ -87,6 +87,11 @@ def _mean(s: pl.Series) -> float | None:
     return round(float(s.mean()), 3) if len(s) else None
 
 
+# a round that wrote a pair (a failed generation is generation_failed, or discarded when it
+# ends the seed: the last round, or the paper profile, which does not regenerate)
+_WRITTEN = pl.col("question").is_not_null()
+
+
 def _target_is(s: int | None) -> pl.Expr:
     """Rows with target S ``s`` (None: no target, ``--steps any``)."""
     return pl.col("target_steps").is_null() if s is None else pl.col("target_steps") == s
@@ -106,7 +111,7 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
         funnel_rounds.append(
             {
                 "round": r,
-                "candidates": at.filter(pl.col("status") != Status.GENERATION_FAILED.value).height,
+                "candidates": at.filter(_WRITTEN).height,
                 "correct": at.filter(pl.col("pass_at_k")).height,
                 "accepted": at.filter(pl.col("status") == Status.ACCEPTED.value).height,
             }
@@ -122,7 +127,7 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
         "funnel": {
             "seeds": final.height,
             "generated": df.filter(
-                (pl.col("round") == 0) & (pl.col("status") != Status.GENERATION_FAILED.value)
+                (pl.col("round") == 0) & _WRITTEN
             ).height,
             "ever_correct": df.filter(pl.col("pass_at_k"))["seed_id"].n_unique(),
             "generation_failed": df.filter(pl.col("question").is_null()).height,

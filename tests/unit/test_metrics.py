@@ -5,9 +5,10 @@ from __future__ import annotations
 from flows.runs.metrics import candidates_frame, compute_metrics
 
 
-def _row(seed, rnd, status, s=2, n_correct=0, k=4, min_s=None, tokens=100):
+def _row(seed, rnd, status, s=2, n_correct=0, k=4, min_s=None, tokens=100, written=True):
     return {
         "seed_id": seed, "round": rnd, "status": status, "target_steps": s,
+        "question": f"q {seed}{rnd}?" if written else None,
         "attempts": k, "n_correct": n_correct, "pass_at_k": n_correct > 0,
         "avg_at_k": n_correct / k if k else None, "min_searches": min_s,
         "mean_searches": 2.0 if k else None,
@@ -21,7 +22,7 @@ ROWS = [
     _row("b", 1, "accepted", s=3, n_correct=1, min_s=3),
     _row("c", 0, "incorrect", s=3),  # never right
     _row("c", 1, "discarded", s=3),
-    _row("d", 0, "generation_failed", s=2, k=0, tokens=50),
+    _row("d", 0, "generation_failed", s=2, k=0, tokens=50, written=False),
 ]
 
 
@@ -59,3 +60,13 @@ def test_an_empty_run_has_the_schema_and_no_rates():
     assert [r["seeds"] for r in m["per_round"]] == [0, 0, 0]
     assert m["per_round"][0]["pct_pass"] is None
     assert m["cost"]["tokens_per_accepted"] is None and m["status_counts"] == {}
+
+
+def test_a_failed_generation_that_ends_its_seed_is_not_counted_as_generated():
+    """Under the paper profile a failed generation is closed at once (discarded), not
+    regenerated: it must still not count as a written pair."""
+    rows = [_row("a", 0, "accepted", n_correct=2, min_s=3),
+            _row("e", 0, "discarded", k=0, written=False)]  # fmt: skip
+    f = compute_metrics(candidates_frame(rows), rounds=1)["funnel"]
+    assert (f["seeds"], f["generated"], f["generation_failed"]) == (2, 1, 1)
+    assert f["per_round"][0]["candidates"] == 1
