@@ -1,15 +1,12 @@
 """Deterministic quality checks of generated QA pairs: answer leakage, single-search
-shortcuts, near-duplicate questions, diversity and ambiguous attempts."""
+shortcuts, diversity and ambiguous attempts (near-duplicates: ``modules/dedup.py``)."""
 
 from __future__ import annotations
 
 import difflib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from modules.passages import Retriever
 from modules.textnorm import contains_answer, normalize
@@ -53,29 +50,6 @@ def shortcut_probe(retriever: Retriever, question: str, answer: str, k: int = 3)
         if answer_in_text(answer, f"{p.title} {p.text}"):
             return rank
     return None
-
-
-@dataclass
-class Duplicate:
-    index: int
-    of: int
-    cosine: float
-
-
-def near_duplicates(vectors: Sequence[Sequence[float]], threshold: float) -> list[Duplicate]:
-    """Pairs of items whose (normalised) vectors have cosine >= threshold; each later item
-    points at the earliest item it duplicates."""
-    if len(vectors) < 2:
-        return []
-    m = np.asarray(vectors, dtype=np.float32)
-    m /= np.linalg.norm(m, axis=1, keepdims=True).clip(min=1e-12)
-    sims = m @ m.T
-    out = []
-    for j in range(1, len(m)):
-        i = int(np.argmax(sims[j, :j]))
-        if sims[j, i] >= threshold:
-            out.append(Duplicate(j, i, round(float(sims[j, i]), 4)))
-    return out
 
 
 def diversity(seed_docs: Sequence[str], answers: Sequence[str], top: int = 5) -> dict[str, Any]:

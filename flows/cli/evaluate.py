@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import add_flow_command, emit
+from flows.cli.options import add_flow_command, emit, say
 from flows.evaluate import EvaluateParams
 from flows.validate import ValidateParams
 
@@ -22,8 +22,12 @@ def validate(ctx: typer.Context, params: ValidateParams, as_json: bool) -> None:
     human = (
         f"validation dir: {s['validation_dir']}\n"
         f"{s['items']} items, {s['kept']} kept; flagged: {flags}; "
-        f"{s['rejected']} rejected seeds in the failure taxonomy"
+        f"{s['rejected']} rejected seeds in the failure taxonomy\n"
+        f"solver checks: {s['solver_checks']['lm_calls']} LM calls "
+        f"({s['solver_checks']['lm_calls_per_item']} per item)"
     )
+    for w in s.get("warnings") or []:
+        say(f"warning: {w}")
     emit(s, as_json, human)
 
 

@@ -52,6 +52,20 @@ RewardOpt = Annotated[
 LicenseOpt = Annotated[
     str, typer.Option("--license", help="hf: the dataset card's licence (the corpus's).")
 ]
+KeepOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keep",
+        help="Keep the items of this validation flag (repeatable): single_passage, "
+        "closed_book, contaminated, near_duplicate, leakage, ambiguous, reverify_failed, ...",
+    ),
+]
+BandOpt = Annotated[
+    str | None, typer.Option("--avg-at-k", help="Keep items whose Avg@K is in LO-HI (0.25-0.75).")
+]
+MinSearchesOpt = Annotated[
+    int | None, typer.Option(help="Keep items whose fewest searches (right attempts) >= N.")
+]
 PushOpt = Annotated[
     str | None, typer.Option(help="hf: upload to this Hugging Face dataset repo ORG/NAME.")
 ]
@@ -71,19 +85,24 @@ def export(
     license_id: LicenseOpt = "other",
     push_to_hub: PushOpt = None,
     private: Annotated[bool, typer.Option(help="hf --push-to-hub: a private repo.")] = False,
+    keep: KeepOpt = None,
+    avg_at_k: BandOpt = None,
+    min_searches: MinSearchesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a run's verified items: Hugging Face datasets, the Search-R1/verl RL layout
     with its reward function, or SFT conversations from the agent's trajectories."""
-    from flows.runs.export import export_run
+    from flows.runs.export import Filters, export_run, parse_band
 
+    filters = Filters(tuple(keep or ()), parse_band(avg_at_k), min_searches)
     res = export_run(
         run_dir, fmt, out, data_source, test_frac, seed, validated,  # type: ignore[arg-type]
         style=style, tool_arguments=tool_arguments, reward=reward,  # type: ignore[arg-type]
-        license_id=license_id, push_to_hub=push_to_hub, private=private,
+        license_id=license_id, push_to_hub=push_to_hub, private=private, filters=filters,
     )  # fmt: skip
     lines = [f"{k}: {p}" + (f" ({res['counts'][k]} rows)" if k in res["counts"] else "")
              for k, p in res["paths"].items()]  # fmt: skip
+    lines += [f"removed by {k}: {n}" for k, n in res["removed"].items()]
     lines += [f"note: {n}" for n in res["notes"]]
     lines += [f"pushed: {res['url']}"] if res.get("url") else []
     emit(res, as_json, "\n".join([*lines, f"from {res['source']}"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,20 @@ def _plot_steps(metrics: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def validation_funnel(run_dir: Path) -> str:
+    """The latest validation's funnel: every flag's count and what export keeps."""
+    path = run_dir / "validation" / "latest" / "validation.json"
+    if not path.exists():
+        return ""
+    v = json.loads(path.read_text())
+    counts = ", ".join(f"{k} {n}" for k, n in v["flags"].items())
+    drops = ", ".join(v.get("drops") or [])
+    return (
+        f"\nValidation `{path.resolve().parent.name}`: {v['items']} items -> flagged: {counts} "
+        f"-> {v['kept']} kept (export drops {drops or 'nothing'} unless `--keep FLAG`)\n"
+    )
+
+
 def write_report(run_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write report.md and its plots into run_dir."""
     _plot_rounds(metrics, run_dir / "plot_rounds.png")
@@ -79,7 +94,7 @@ judge `{manifest["models"]["judge"]}`; profile `{manifest.get("config", {}).get(
 seeds {funnel["seeds"]} -> generated {funnel["generated"]} -> ever correct
 {funnel["ever_correct"]} -> accepted {funnel["accepted"]}; rounds whose generation failed:
 {funnel.get("generation_failed", 0)}
-
+{validation_funnel(run_dir)}
 {md_table(funnel["per_round"], FUNNEL_COLS)}
 ## Cost
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from flows.runs.finalise import DATASET_SCHEMA
 from flows.runs.hf import DATASET_DICT, dataset_card, write_hf
 from flows.runs.hf import push_to_hub as push_hf
 from flows.runs.item_traces import TRACES, accepted_rounds, with_aliases
@@ -38,31 +39,92 @@ from flows.runs.searchr1_layout import (  # noqa: F401 - re-exported
 )
 from flows.runs.sft import Style, ToolArguments, sft_row, sft_schema
 from flows.runs.store import MANIFEST, latest_in, resolve_run_dir
+from modules import flags
 from modules.errors import SageError
 
 Format = Literal["hf", "searchr1", "sft"]
 FORMATS = ("hf", "searchr1", "sft")
 
 
-def training_items(run_dir: Path, validated: bool | None = None) -> tuple[pl.DataFrame, str]:
-    """The items to train on and where they came from: the latest validation's filtered copy
-    when one exists (unless ``validated`` is False), else the run's dataset. Items kept
-    unverified (``--keep-unverified``) are never exported."""
+@dataclass(frozen=True)
+class Filters:
+    """What export drops beyond the validation's flags: ``keep`` flags are not dropped;
+    ``avg_at_k`` (lo, hi) and ``min_searches`` keep a band of measured difficulty."""
+
+    keep: tuple[str, ...] = ()
+    avg_at_k: tuple[float, float] | None = None
+    min_searches: int | None = None
+
+
+def parse_band(text: str | None) -> tuple[float, float] | None:
+    """``--avg-at-k LO-HI`` (e.g. ``0.25-0.75``) as (lo, hi)."""
+    if not text:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split("-", 1))
+    except ValueError:
+        raise SageError(f"--avg-at-k {text}: use LO-HI, e.g. 0.25-0.75") from None
+    if not 0 <= lo <= hi <= 1:
+        raise SageError(f"--avg-at-k {text}: use 0 <= LO <= HI <= 1")
+    return lo, hi
+
+
+def _flagged(run_dir: Path, vdir: Path, keep: tuple[str, ...]) -> tuple[pl.DataFrame, dict]:
+    """The run's items that the validation in ``vdir`` checked, less those with a dropped
+    flag (the validation's drop list less ``keep``); how many each flag removed."""
+    flags.check_keep(keep)
+    summary = json.loads((vdir / "validation.json").read_text())
+    dropped = [f for f in summary.get("drops") or flags.drops() if f not in keep]
+    df = pl.read_parquet(run_dir / "dataset.parquet")
+    df = df.select([c for c in DATASET_SCHEMA if c in df.columns])
+    cols = [flags.column(f) for f in flags.FLAGS]
+    v = pl.read_parquet(vdir / "validation.parquet").select(["id", *cols])
+    df = df.join(v, on="id", how="inner")
+    removed = {f: int(df[flags.column(f)].fill_null(False).sum()) for f in dropped}
+    gone = pl.any_horizontal([pl.col(flags.column(f)).fill_null(False) for f in dropped])
+    return df.filter(~gone if dropped else pl.lit(True)).drop(cols), removed
+
+
+def _banded(df: pl.DataFrame, filters: Filters, removed: dict[str, int]) -> pl.DataFrame:
+    if filters.avg_at_k is not None:
+        lo, hi = filters.avg_at_k
+        inside = df.filter(pl.col("avg_at_k").is_between(lo, hi))
+        removed["avg_at_k"], df = df.height - inside.height, inside
+    if filters.min_searches is not None:
+        inside = df.filter(pl.col("min_searches") >= filters.min_searches)
+        removed["min_searches"], df = df.height - inside.height, inside
+    return df
+
+
+def training_items(
+    run_dir: Path, validated: bool | None = None, filters: Filters | None = None
+) -> tuple[pl.DataFrame, str, dict[str, int]]:
+    """The items to train on, where they came from, and how many each filter removed.
+
+    With a validation (unless ``validated`` is False): the run's items it checked, less
+    those with a flag it drops (``filters.keep`` keeps a flag's items); an older validation
+    without flag columns gives its filtered copy. Else the run's dataset. Then the
+    difficulty bands. Items kept unverified (``--keep-unverified``) are never exported."""
+    filters = filters or Filters()
     run_dir = resolve_run_dir(run_dir)
     latest = latest_in(run_dir / "validation")
     filtered = latest / "dataset.filtered.parquet" if latest else None
     if validated and (filtered is None or not filtered.exists()):
         raise SageError(f"{run_dir}: no validation with a filtered copy; run `sage validate`")
-    if validated is not False and filtered is not None and filtered.exists():
-        source = filtered
+    removed: dict[str, int] = {}
+    use = validated is not False and filtered is not None and filtered.exists()
+    if use and (latest / "validation.parquet").exists():
+        df, removed = _flagged(run_dir, latest, filters.keep)
+        source = f"{run_dir / 'dataset.parquet'} with the flags of {latest.resolve()}"
     else:
-        source = run_dir / "dataset.parquet"
-    if not source.exists():
-        raise SageError(f"{source} is missing: the run has not been finalised (re-run it)")
-    df = pl.read_parquet(source)
+        source = str(filtered if use else run_dir / "dataset.parquet")
+        if not Path(source).exists():
+            raise SageError(f"{source} is missing: the run has not been finalised (re-run it)")
+        df = pl.read_parquet(source)
+        df = df.select([c for c in DATASET_SCHEMA if c in df.columns])
     if "verified" in df.columns:
         df = df.filter(pl.col("verified"))
-    return df, str(source)
+    return _banded(df, filters, removed), source, removed
 
 
 def split_frame(df: pl.DataFrame, test_frac: float, seed: int) -> dict[str, pl.DataFrame]:
@@ -199,13 +261,15 @@ def export_run(
     license_id: str = "other",
     push_to_hub: str | None = None,
     private: bool = False,
+    filters: Filters | None = None,
 ) -> dict[str, Any]:
     """Export a run's training items as ``fmt`` into ``out`` (default
-    ``<run>/export_<fmt>/``), split by ``test_frac`` and ``seed``; return the paths,
-    counts, source and notes (and the dataset's URL after ``push_to_hub``)."""
+    ``<run>/export_<fmt>/``), split by ``test_frac`` and ``seed``, less what the
+    validation's flags and ``filters`` remove; return the paths, counts, removed, source and
+    notes (and the dataset's URL after ``push_to_hub``)."""
     _check(fmt, style, tool_arguments, reward, push_to_hub)
     run_dir = resolve_run_dir(run_dir)
-    df, source = training_items(run_dir, validated)
+    df, source, removed = training_items(run_dir, validated, filters)
     manifest = json.loads((run_dir / MANIFEST).read_text())
     records = accepted_rounds(run_dir, str(manifest.get("run_id", "")), df)
     parts = split_frame(with_aliases(df, records), test_frac, seed)
@@ -215,7 +279,8 @@ def export_run(
                     reward, license_id, source)  # fmt: skip
     paths, counts = WRITERS[fmt](job, parts)
     meta = {"format": fmt, "source": source, "data_source": data_source,
-            "test_frac": test_frac, "seed": seed, "counts": counts}  # fmt: skip
+            "test_frac": test_frac, "seed": seed, "counts": counts,
+            "removed": removed}  # fmt: skip
     meta |= {"style": style, "tool_arguments": tool_arguments} if fmt == "sft" else {}
     meta |= {"reward": reward} if fmt == "searchr1" else {}
     meta["notes"] = job.notes

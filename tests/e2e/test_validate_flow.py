@@ -7,7 +7,6 @@ The HTML report is then loaded in a real headless Chromium.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -57,15 +56,10 @@ def scripted_lms(monkeypatch) -> RuleLM:
     return lm
 
 
-def _sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def test_validate_flags_planted_leak_and_duplicates_and_keeps_dataset(
+def test_validate_flags_planted_leak_and_duplicates_and_flags_the_dataset(
     run_dir, scripted_lms, monkeypatch
 ):
     monkeypatch.chdir(run_dir.parent.parent)
-    before = {n: _sha(run_dir / n) for n in ("dataset.parquet", "dataset.jsonl")}
     items = pl.read_parquet(run_dir / "dataset.parquet")
     s = validate_run(ValidateParams(run_dir=str(run_dir), validation_id="v1", max_searches=3))
     vdir = run_dir / "validation" / "v1"
@@ -93,7 +87,10 @@ def test_validate_flags_planted_leak_and_duplicates_and_keeps_dataset(
     assert s["failure_taxonomy"]["too_easy"] == {"overly_specific_question": rej.height}
     kept = pl.read_parquet(vdir / "dataset.filtered.parquet")
     assert kept["id"].to_list() == v.filter(pl.col("keep"))["id"].to_list()
-    assert {n: _sha(run_dir / n) for n in before} == before  # the original is untouched
+    data = pl.read_parquet(run_dir / "dataset.parquet")  # same rows, plus the flag columns
+    assert data.drop([c for c in data.columns if c.startswith("flag_")]).equals(items)
+    assert data["flag_leakage"].to_list() == v["flag_leakage"].to_list()
+    assert data.filter(pl.col("flag_leakage"))["id"].to_list() == [leak["id"]]
     assert (run_dir / "validation" / "latest").resolve() == vdir.resolve()
     assert "planted-leak" not in (vdir / "dataset.filtered.jsonl").read_text()
     # resuming the same validation redoes no LM work

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flows.data.qa_sets import load_qa
-from modules import quality
+from modules import dedup, quality
 from modules.errors import SageError
 from tests.helpers import DEMO_QUESTIONS, TOY_PASSAGES, OverlapRetriever
 
@@ -31,9 +31,9 @@ def test_shortcut_probe_finds_answer_bearing_passage() -> None:
 
 def test_near_duplicates_points_later_item_at_earliest() -> None:
     vecs = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.99, 0.05, 0.0], [0.0, 0.0, 1.0]]
-    dups = quality.near_duplicates(vecs, 0.95)
+    dups = dedup.near_duplicates(vecs, 0.95)
     assert [(d.index, d.of) for d in dups] == [(2, 0)]
-    assert quality.near_duplicates(vecs, 0.9999) == []
+    assert dedup.near_duplicates(vecs, 0.9999) == []
 
 
 def test_ambiguity_needs_converging_wrong_answers_and_a_correct_one() -> None:
