@@ -308,10 +308,12 @@ def finish(
     for w in result["warnings"]:
         say(f"warning: {w}")
     _publish(root, str(params.run_id), result)
-    calls = {arm: int(df["lm_calls"].fill_null(0).sum()) for arm, df in frames.items()}
-    shared = RunStore(root, ROUND0)
-    if shared.exists() or (shared.path / "checkpoints.jsonl").exists():
-        calls[ROUND0] = sum(int(r.get("lm_calls") or 0) for r in shared.iter_records())
+    calls = {
+        ROUND0: sum(int(r.get("lm_calls") or 0) for r in RunStore(root, ROUND0).iter_records())
+    }
+    for arm, df in frames.items():  # each arm's own rounds: its round 0 is the shared one
+        own = df if arm == NO_TARGET else df.filter(pl.col("round") > 0)
+        calls[arm] = int(own["lm_calls"].fill_null(0).sum())
     return {"run_dir": str(root.parent.resolve()), "experiment_dir": str(root.resolve()),
             "resumed": resumed, "table": result["table"], "paired": result["paired"],
             "warnings": result["warnings"], "lm_calls": calls, "wall_seconds": wall}  # fmt: skip
