@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import socket
 import time
@@ -29,6 +28,7 @@ from pydantic import Field, field_validator
 
 from flows.engine import futures
 from flows.engine import runtime as engine
+from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, option
 from flows.engine.progress import round_line, say
@@ -320,9 +320,9 @@ def finish(
 
 
 def _publish(root: Path, run_id: str, result: dict[str, Any]) -> None:
-    key = "sage-exp-" + hashlib.sha1(run_id.encode()).hexdigest()[:10]
     rows = [{k: v for k, v in t.items() if not k.endswith("_ci")} for t in result["table"]]
-    create_table_artifact(table=rows, key=f"{key}-table",
+    create_table_artifact(table=rows, key=artifact_key("sage", run_id, "experiment-table"),
                           description=f"experiment {run_id}: per arm and round")  # fmt: skip
-    create_markdown_artifact(markdown=(root / "table.md").read_text(), key=f"{key}-report",
+    create_markdown_artifact(markdown=(root / "table.md").read_text(),
+                             key=artifact_key("sage", run_id, "experiment-report"),
                              description=f"experiment {run_id}: the table")  # fmt: skip

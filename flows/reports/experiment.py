@@ -131,22 +131,30 @@ def table_markdown(manifest: dict[str, Any], result: dict[str, Any]) -> str:
     )
 
 
+COLORS = {NO_TARGET: "tab:gray", "feedback": "tab:blue", "resample": "tab:orange"}
+
+
 def plot(table: list[dict[str, Any]], out: Path) -> None:
-    """% correct and % pass by round per arm, with the intervals as bands."""
+    """% correct and % pass by round per arm, with the intervals as bands (no-target: one
+    point at round 0)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    rounds = sorted({t["round"] for t in table})
     for ax, metric in zip(axes, ("pct_correct", "pct_pass"), strict=True):
         for arm in dict.fromkeys(t["arm"] for t in table):
             rows = [t for t in table if t["arm"] == arm and t[metric] is not None]
             if not rows:
                 continue
             xs, ys = [t["round"] for t in rows], [t[metric] for t in rows]
-            ax.plot(xs, ys, marker="o", label=arm)
+            color = COLORS.get(arm)
+            ax.plot(xs, ys, marker="o", label=arm, color=color)
             cis = [t[f"{metric}_ci"] for t in rows]
             if all(cis):
-                ax.fill_between(xs, [c[0] for c in cis], [c[1] for c in cis], alpha=0.2)
+                lo, hi = [c[0] for c in cis], [c[1] for c in cis]
+                ax.fill_between(xs, lo, hi, alpha=0.15, color=color)
         ax.set_title(metric.replace("pct_", "% "))
         ax.set_xlabel("rounds after round 0")
-        ax.set_ylim(0, 100)
+        ax.set_xticks(rounds)
+        ax.set_ylim(-2, 102)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
