@@ -88,14 +88,24 @@ def eval_vectors(settings: Any, against: list[str], evals: list[EvalItem]) -> np
 
 
 def contamination(
-    settings: Any, items: list[dict], vectors: np.ndarray, against: list[str],
-    evals: list[EvalItem], n: int, threshold: float,
-) -> list[decontam.Match | None]:  # fmt: skip
+    settings: Any,
+    items: list[dict],
+    vectors: np.ndarray,
+    against: list[str],
+    evals: list[EvalItem],
+    n: int,
+    threshold: float,
+) -> list[decontam.Match | None]:
     """One match (or None) per item against the eval items."""
     if not evals:
         return [None] * len(items)
     evecs = eval_vectors(settings, against, evals)
     return decontam.contamination(
-        [i["question"] for i in items], [i["answer"] for i in items], evals, vectors, evecs,
-        n=n, threshold=threshold,
-    )  # fmt: skip
+        [i["question"] for i in items],
+        [i["answer"] for i in items],
+        evals,
+        vectors,
+        evecs,
+        n=n,
+        threshold=threshold,
+    )

@@ -107,8 +107,9 @@ def contamination(
         k = index.match(q)
         out.append(Match("ngram", evals[k].file, evals[k].id) if k is not None else None)
     if vectors is not None and eval_vectors is not None:
-        found = embedding_matches(vectors, answers, eval_vectors,
-                                  [ev.answers for ev in evals], threshold)  # fmt: skip
+        found = embedding_matches(
+            vectors, answers, eval_vectors, [ev.answers for ev in evals], threshold
+        )
         for i, (j, cos) in found.items():
             if out[i] is None:
                 out[i] = Match("embedding", evals[j].file, evals[j].id, cos)

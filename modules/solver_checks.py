@@ -60,8 +60,9 @@ class SolverChecks:
         return self.judge(item["question"], item["answer"], answer, golds, meter).correct
 
     def _ask(self, predictor: Any, out: str, meter: Meter, **inputs: Any) -> str | None:
-        pred, _ = safe_predict(predictor, meter, self.lm, self.adapter, {"temperature": 0.0},
-                               **inputs)  # fmt: skip
+        pred, _ = safe_predict(
+            predictor, meter, self.lm, self.adapter, {"temperature": 0.0}, **inputs
+        )
         return str(getattr(pred, out, "") or "") if pred is not None else None
 
     def __call__(
@@ -74,14 +75,20 @@ class SolverChecks:
             for note in notes:
                 res.passages_tried += 1
                 text = passage_text(note, self.passage_chars)
-                answer = self._ask(self.from_passage, "answer_from_passage", meter,
-                                   question=item["question"], passage=text)  # fmt: skip
+                answer = self._ask(
+                    self.from_passage,
+                    "answer_from_passage",
+                    meter,
+                    question=item["question"],
+                    passage=text,
+                )
                 if self._right(item, answer, meter):
                     res.single_passage, res.single_passage_answer = str(note["id"]), answer
                     break
         if "closed_book" in checks:
-            answer = self._ask(self.from_memory, "answer_from_memory", meter,
-                               question=item["question"])  # fmt: skip
+            answer = self._ask(
+                self.from_memory, "answer_from_memory", meter, question=item["question"]
+            )
             res.closed_book_answer = answer
             res.closed_book = self._right(item, answer, meter)
         res.meter = meter.to_dict()

@@ -28,12 +28,14 @@ HOTPOT = REPO.parent / "shared" / "data" / "qa" / "hotpotqa_dev_250.jsonl"
 EVAL_Q = "Which harbour master of Port Caskel signed the treaty that ended the Skellis salt war?"
 PRIOR_Q = "Which lighthouse keeper on Skellis rescued the whole crew of the Marrow Gull in 1881?"
 PLANTS = {
-    "p-single": ("Which river flows past the birthplace of the painter of Grey Dunes?",
-                 "Vellin Marsh"),
+    "p-single": (
+        "Which river flows past the birthplace of the painter of Grey Dunes?",
+        "Vellin Marsh",
+    ),
     "p-closed": ("What is the capital city of the island nation of Tarvessa?", "Brennick"),
     "p-contam": (None, "Orla Quay"),  # the eval question, its last words changed
     "p-prior": (PRIOR_Q.replace("rescued", "saved"), "Tomas Reyl"),
-}  # fmt: skip
+}
 
 
 def eval_question() -> tuple[str, str, str]:
@@ -76,8 +78,12 @@ def guarded(indexed_workdir) -> dict:
         rec["seed_id"], rec["question"], rec["answer"] = sid, question, answer
         rec["detail"]["candidate"] |= {"question": question, "answer": answer}
         if sid == "p-single":
-            note = {"ref": "P2", "id": "painter#0", "title": "Grey Dunes",
-                    "text": "Grey Dunes was painted in Ostra, on the Vellin Marsh."}  # fmt: skip
+            note = {
+                "ref": "P2",
+                "id": "painter#0",
+                "title": "Grey Dunes",
+                "text": "Grey Dunes was painted in Ostra, on the Vellin Marsh.",
+            }
             rec["detail"]["notes"].append(note)
             rec["supporting_ids"] = [*rec["supporting_ids"], "painter#0"]
         store.append_record(rec)
@@ -87,14 +93,20 @@ def guarded(indexed_workdir) -> dict:
     evals.mkdir()
     hp = {"question_id": eid, "question_text": eq, "answers_objects": [{"spans": [ea]}]}
     (evals / "hotpot.jsonl").write_text(json.dumps(hp) + "\n")
-    (evals / "mine.jsonl").write_text(json.dumps({"question": "Who wrote Tarvik?",
-                                                  "answer": "Bo Lin"}) + "\n")  # fmt: skip
+    (evals / "mine.jsonl").write_text(
+        json.dumps({"question": "Who wrote Tarvik?", "answer": "Bo Lin"}) + "\n"
+    )
     prior = wd / "datasets" / "demo-qa" / "20260101-000000"
     prior.mkdir(parents=True)
     row = {"id": "old:s1", "question": PRIOR_Q, "answer": "Tomas Reyl"}
     pl.DataFrame([row]).write_parquet(prior / "dataset.parquet")
-    return {"wd": wd, "run": store.path, "evals": evals, "eval_id": eid,
-            "published": wd / "datasets" / "demo-qa"}  # fmt: skip
+    return {
+        "wd": wd,
+        "run": store.path,
+        "evals": evals,
+        "eval_id": eid,
+        "published": wd / "datasets" / "demo-qa",
+    }
 
 
 @pytest.fixture
@@ -105,9 +117,15 @@ def scripted(monkeypatch) -> RuleLM:
 
 
 def _validate(g: dict, vid: str, **kw) -> dict:
-    params = ValidateParams(run_dir=str(g["run"]), validation_id=vid, reverify=False,
-                            max_searches=3, against=[str(g["evals"])],
-                            published=str(g["published"]), **kw)  # fmt: skip
+    params = ValidateParams(
+        run_dir=str(g["run"]),
+        validation_id=vid,
+        reverify=False,
+        max_searches=3,
+        against=[str(g["evals"])],
+        published=str(g["published"]),
+        **kw,
+    )
     return validate_run(params)
 
 
@@ -116,8 +134,10 @@ def test_each_flag_catches_its_item_and_no_clean_item(guarded, scripted, monkeyp
     s = _validate(guarded, "g1")
     v = pl.read_parquet(guarded["run"] / "validation" / "g1" / "validation.parquet")
     by = {r["id"].split(":", 1)[1]: r for r in v.iter_rows(named=True)}
-    flagged = {sid: sorted(k[5:] for k, x in r.items() if k.startswith("flag_") and x)
-               for sid, r in by.items()}  # fmt: skip
+    flagged = {
+        sid: sorted(k[5:] for k, x in r.items() if k.startswith("flag_") and x)
+        for sid, r in by.items()
+    }
     clean = sorted(sid for sid in by if not sid.startswith("p-"))[0]
     assert flagged["p-single"] == ["single_passage"]
     assert by["p-single"]["single_passage_id"] == "painter#0"
@@ -156,8 +176,9 @@ def test_export_drops_flagged_items_unless_kept_and_filters_bands(guarded, scrip
     assert res["removed"]["contaminated"] == 1 and res["removed"]["near_duplicate"] >= 1
     ids = pl.read_parquet(res["paths"]["train"])["id"].to_list()
     assert not any(":p-" in i for i in ids) and ids
-    kept = export_run(run, "searchr1", out=run / "e2",
-                      filters=Filters(keep=("closed_book", "single_passage")))  # fmt: skip
+    kept = export_run(
+        run, "searchr1", out=run / "e2", filters=Filters(keep=("closed_book", "single_passage"))
+    )
     kept_ids = pl.read_parquet(kept["paths"]["train"])["id"].to_list()
     assert {i.split(":")[1] for i in kept_ids if ":p-" in i} == {"p-closed", "p-single"}
     assert "closed_book" not in kept["removed"]
@@ -171,8 +192,19 @@ def test_export_drops_flagged_items_unless_kept_and_filters_bands(guarded, scrip
         export_run(run, "searchr1", out=run / "e6", filters=Filters(keep=("bogus",)))
     from flows.cli.main import app
 
-    out = CliRunner().invoke(app, ["export", str(run), "--format", "searchr1", "--out",
-                                   str(run / "e7"), "--keep", "contaminated"])  # fmt: skip
+    out = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(run),
+            "--format",
+            "searchr1",
+            "--out",
+            str(run / "e7"),
+            "--keep",
+            "contaminated",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "removed by closed_book: 1" in out.output
     assert "removed by contaminated" not in out.output
