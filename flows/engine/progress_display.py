@@ -60,4 +60,5 @@ def open_display(console: Console | None = None) -> Iterator[Listener]:
         return
     rich = RichDisplay(console)
     with rich.bar:  # redirects stdout/stderr: other lines print above the bar
+        console.show_cursor(True)  # a Ctrl-C exits at once (os._exit): never leave it hidden
         yield rich

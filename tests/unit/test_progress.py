@@ -80,6 +80,8 @@ def _in_pty(code: str) -> str:
 def test_a_terminal_gets_a_rich_bar_redrawn_in_place_with_round_lines_above_it():
     out = _in_pty(CHILD)
     assert "\x1b[2K" in out  # the line is erased and redrawn, not appended
+    assert out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l")  # the cursor is shown at once
+    assert out.find("\x1b[?25h") < out.find("seed s0 round 0")  # (an abort skips the end)
     assert "━" in out and "%" in out  # rich's bar and percentage
     last = out.rsplit("\x1b[2K", 1)[1]
     assert "100%" in last and "2/2 accepted, 4/4 seeds, 40 LM calls, 6.0k tokens" in last
