@@ -134,7 +134,7 @@ def bench_decontam(data: Path, seed: int) -> dict:
     embed_s = time.perf_counter() - t0
     qs, ans = [c["question"] for c in cases], [c["answer"] for c in cases]
     grid = []
-    for n in (6, 8, 10, 13):
+    for n in (6, 7, 8, 10, 13):
         grid.append(
             {"rule": "ngram", "n": n} | rates(cases, decontam.contamination(qs, ans, evals, n=n))
         )
@@ -147,6 +147,9 @@ def bench_decontam(data: Path, seed: int) -> dict:
             for i in range(len(cases))
         ]
         grid.append({"rule": "embedding", "cosine": cos} | rates(cases, found))
+    for n, cos in ((6, 0.85), (7, 0.85), (8, 0.85), (8, 0.9)):
+        both = decontam.contamination(qs, ans, evals, it, ev, n=n, threshold=cos)
+        grid.append({"rule": "both", "n": n, "cosine": cos} | rates(cases, both))
     default = decontam.contamination(qs, ans, evals, it, ev)
     return {
         "eval_questions": len(evals),
@@ -157,8 +160,9 @@ def bench_decontam(data: Path, seed: int) -> dict:
     }
 
 
-def dedup_child(n: int, seed: int) -> dict:
-    """One near-duplicate run in this process: time, peak RSS and planted-copy recall."""
+def dedup_child(n: int, first: int, seed: int) -> dict:
+    """One near-duplicate run in this process: items from ``first`` on are the run's (the
+    rest earlier versions); time, CPU time, peak RSS and the planted copies' recall."""
     import resource
 
     import numpy as np
@@ -167,31 +171,46 @@ def dedup_child(n: int, seed: int) -> dict:
 
     rng = np.random.default_rng(seed)
     vecs = rng.normal(size=(n, 384)).astype(np.float32)
-    planted = rng.choice(np.arange(n // 2, n), size=n // 100, replace=False)
+    planted = rng.choice(np.arange(n - n // 10, n), size=n // 100, replace=False)
     src = rng.integers(0, n // 2, size=len(planted))
     vecs[planted] = vecs[src] + 0.15 * rng.normal(size=(len(planted), 384)).astype(np.float32)
-    t0 = time.perf_counter()
-    found = dedup.near_duplicates(vecs, 0.92)
-    secs = time.perf_counter() - t0
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    found = dedup.near_duplicates(vecs, 0.92, first=first)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     hits = {d.index: d.of for d in found}
     recall = sum(hits.get(int(p)) == int(s) for p, s in zip(planted, src, strict=True))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "questions": n,
+        "run_items": n - first,
         "seconds": round(secs, 1),
+        "cpu_seconds": round(cpu, 1),
         "found": len(found),
         "planted": len(planted),
         "planted_recall": round(recall / len(planted), 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(rss),
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
 def bench_dedup(sizes: list[int], seed: int) -> list[dict]:
+    """Per size: every item new (one run of N), and a nightly run (the newest 10 % new)."""
     out = []
     for n in sizes:
-        cmd = [sys.executable, __file__, "--dedup-child", str(n), "--seed", str(seed)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        print(out[-1], file=sys.stderr)
+        for first in (0, n - n // 10):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--dedup-child",
+                str(n),
+                "--first",
+                str(first),
+                "--seed",
+                str(seed),
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(out[-1], file=sys.stderr)
     return out
 
 
@@ -265,9 +284,10 @@ def main() -> None:
     ap.add_argument("--solver-items", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dedup-child", type=int)
+    ap.add_argument("--first", type=int, default=0)
     a = ap.parse_args()
     if a.dedup_child:
-        print(json.dumps(dedup_child(a.dedup_child, a.seed)))
+        print(json.dumps(dedup_child(a.dedup_child, a.first, a.seed)))
         return
     if a.out is None or not (a.data / "qa").is_dir():
         ap.error("--out is required, and --data must hold qa/ (see ../shared/data/README.md)")

@@ -71,7 +71,7 @@ class ValidateParams(FlowParams):
         None, "Published dataset folder (datasets/NAME) to dedup against."
     )
     ngram: int = option(8, "Contamination: shared normalised n-gram length.", ge=3)
-    contam_cosine: float = option(0.9, "Contamination: question cosine (same answer).", gt=0, le=1)
+    contam_cosine: float = option(0.85, "Contamination: question cosine (same answer).", gt=0, le=1)
     max_searches: int | None = option(None, "Agent budget (default: the run's).", ge=0)
     dup_threshold: float = option(0.92, "Near-duplicate cosine.", gt=0.0, le=1.0)
     shortcut_k: int = option(3, "Shortcut probe: top-k of the question as query.", ge=1)

@@ -2,13 +2,18 @@
 shares a long normalised n-gram with an eval question, or when its MiniLM embedding is
 within a cosine threshold of an eval question that has the same normalised answer.
 
-Questions are short (HotpotQA and MuSiQue questions are 15-20 words; the 13-grams of LM
-pretraining decontamination would miss most rewordings), so the default is ``N_GRAM = 8``
-tokens after sage's normalisation (lower case, accents folded, punctuation and articles
-dropped): eight words in a row are specific to one question, and a copy with two or three
-words changed near one end still shares them. An eval question shorter than ``N_GRAM``
-(but at least ``MIN_SHORT`` tokens) counts as one gram: an item containing all of it
-matches. ``bench/guards_bench.py`` measures recall and false flags of both rules.
+Questions are short (HotpotQA and MuSiQue questions are 15-20 words), so the 13-grams of
+LM pretraining decontamination miss most rewordings (24 % recall of copies with two words
+edited, bench/results/guards.json). Shorter grams collide on templated openings: at 6
+tokens "who was in charge of country" (after sage's normalisation: lower case, accents
+folded, punctuation and articles dropped) flags an unrelated MuSiQue question, and such
+prefixes run to 7 tokens ("who was in charge of country where"). So ``N_GRAM = 8``: one
+token past the templates, and a copy with two or three words changed still keeps eight in
+a row. The embedding rule (``COSINE = 0.85`` and the same normalised answer) catches most
+rewordings the grams miss; the answer condition keeps unrelated questions out. An eval
+question shorter than ``N_GRAM`` (but at least ``MIN_SHORT`` tokens) counts as one gram: an
+item containing all of it matches. ``bench/guards_bench.py`` measures recall and false
+flags of both rules.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from modules.textnorm import normalize
 
 N_GRAM = 8
 MIN_SHORT = 5
-COSINE = 0.9
+COSINE = 0.85
 
 
 @dataclass(frozen=True)
