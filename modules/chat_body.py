@@ -30,10 +30,31 @@ def cap_strings(schema: Any, max_chars: int) -> Any:
     return schema
 
 
-def chat_body(request: Any, max_string_chars: int | None = None) -> dict[str, Any]:
+def cap_fields(schema: Any, field_chars: dict[str, int]) -> Any:
+    """Give the string properties named in ``field_chars`` that maxLength (at any depth, so
+    a plan step's ``sub_answer`` too), unless the schema already bounds them tighter."""
+    if isinstance(schema, list):
+        return [cap_fields(v, field_chars) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: cap_fields(v, field_chars) for k, v in schema.items()}
+    props = out.get("properties")
+    if isinstance(props, dict):
+        for name, prop in props.items():
+            cap = field_chars.get(name)
+            text = isinstance(prop, dict) and prop.get("type") == "string"
+            if cap and text and "enum" not in prop:
+                prop["maxLength"] = min(cap, prop.get("maxLength", cap))
+    return out
+
+
+def chat_body(
+    request: Any, max_string_chars: int | None = None, field_chars: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The chat-completions body for a DSPy request: messages, sampling options, and the
-    signature's JSON schema as ``response_format`` (string fields capped at
-    ``max_string_chars``, so a small model cannot ramble)."""
+    signature's JSON schema as ``response_format`` (the fields named in ``field_chars``
+    capped at their length, every other string at ``max_string_chars``, so a small model
+    cannot ramble)."""
     cfg = request.config
     body: dict[str, Any] = {
         "messages": _messages(request),
@@ -46,6 +67,8 @@ def chat_body(request: Any, max_string_chars: int | None = None) -> dict[str, An
         body["seed"] = cfg.seed
     schema = schema_of(cfg.response_format) if cfg.response_format else None
     if schema:
+        if field_chars:
+            schema = cap_fields(schema, field_chars)
         if max_string_chars:
             schema = cap_strings(schema, max_string_chars)
         body["response_format"] = {

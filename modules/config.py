@@ -40,6 +40,8 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "reviser_notes_chars": None,
         "judge_min_gold_recall": 0.0, "judge_number_guard": False,
         "regenerate_failed": False, "reask_repeats": False,
+        "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
+        "field_chars": None, "bundled_program": False,
     },
     "small": {
         "temperature": {"generator": 0.7, "reviser": 0.7, "agent": 0.7, "judge": 0.0},
@@ -50,6 +52,14 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "reviser_notes_chars": 5000,
         "judge_min_gold_recall": 0.5, "judge_number_guard": True,
         "regenerate_failed": True, "reask_repeats": True,
+        # which pinned local model (modules/model_store.py key) each role loads
+        "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
+        # maxLength of these JSON-schema fields when the local engine decodes them
+        "field_chars": {"reasoning": 240, "analysis": 300, "text": 120, "query": 80,
+                        "question": 240, "answer": 60, "sub_question": 160,
+                        "sub_answer": 60, "passage": 3, "extracted_answer": 80},
+        # load flows/data/programs/small.json (few-shot demos) into the program
+        "bundled_program": True,
     },
 }  # fmt: skip
 
@@ -58,7 +68,10 @@ BUDGETS = (
     "attempt_chars", "research_chars", "history_chars", "reviser_note_chars",
     "reviser_notes_chars",
 )  # fmt: skip
-KNOBS = ("judge_min_gold_recall", "judge_number_guard", "regenerate_failed", "reask_repeats")
+KNOBS = (
+    "judge_min_gold_recall", "judge_number_guard", "regenerate_failed", "reask_repeats",
+    "local_models", "field_chars", "bundled_program",
+)  # fmt: skip
 EXECUTION_ONLY = frozenset({"attempt_workers"})  # knobs a resumed run may change
 
 
@@ -104,6 +117,9 @@ class SageConfig:
     judge_number_guard: bool = False
     regenerate_failed: bool = False
     reask_repeats: bool = False
+    local_models: dict[str, str] = field(default_factory=dict)
+    field_chars: dict[str, int] | None = None
+    bundled_program: bool = False
     answer_source: str = "seed"
     attempt_workers: int = 1
     keep_unverified: bool = False
@@ -241,6 +257,23 @@ def profile_config(
     budgets = {n: table[n] if table[n] is not None else derived.get(n) for n in BUDGETS}
     knobs = {n: table[n] for n in KNOBS}
     return SageConfig(profile=profile, roles=roles, **budgets, **knobs).with_loop(**loop)
+
+
+def local_setup(settings: Any, role: str) -> tuple[str, dict[str, int] | None]:
+    """The pinned local model (a ``model_store`` key) a role loads under the run's profile,
+    and the JSON-schema field caps its engine enforces (None: only the engine's own cap)."""
+    from modules.model_store import MODELS
+
+    table = PROFILE_TABLE[run_profile(settings)]
+    lm_role = "generator" if role == "reviser" else role
+    own = getattr(settings, "local_models", None) or {}
+    for key, name in own.items():
+        if key not in LM_ROLES or name not in MODELS or name == "embedder":
+            raise SageError(
+                f"local_models: {key!r}: {name!r} (roles {', '.join(LM_ROLES)}; models llm, llm15)"
+            )
+    caps = getattr(settings, "field_chars", None)
+    return own.get(lm_role) or table["local_models"][lm_role], caps or table["field_chars"]
 
 
 def build_config(settings: Any, local: str = "local", **loop: Any) -> SageConfig:

@@ -8,7 +8,7 @@ from typing import Any
 
 import dspy
 
-from modules.config import role_config
+from modules.config import local_setup, role_config
 from modules.local_engine import EngineSpec, LocalEngine
 from modules.served_engine import ServedEngine
 from modules.settings import LOCAL_LM
@@ -32,6 +32,8 @@ class LMConfig:
     cache: bool = True
     response_schema: bool | None = None
     served_engine: str = "native"  # api_base models: "native" (ServedEngine) or "litellm"
+    local_model: str = "llm"  # the pinned local model (modules/model_store.py MODELS key)
+    field_chars: dict[str, int] | None = None  # the local engine's JSON-schema field caps
 
 
 def build_lm(config: LMConfig) -> dspy.LM:
@@ -41,16 +43,17 @@ def build_lm(config: LMConfig) -> dspy.LM:
 
         if config.models_dir is None:
             raise ValueError("the local LM needs models_dir")
-        model_store.ensure_model(config.models_dir, model_store.LLM)
+        local = model_store.MODELS[config.local_model]
+        model_store.ensure_model(config.models_dir, local)
         spec = EngineSpec(
-            model_store.llm_path(config.models_dir),
+            model_store.model_dir(config.models_dir, local) / local.files[0].name,
             n_ctx=config.n_ctx,
             n_threads=config.n_threads,
             n_parallel=config.n_parallel,
         )
-        engine = LocalEngine(spec)
+        engine = LocalEngine(spec, field_chars=config.field_chars)
         return dspy.LM(
-            f"local/{model_store.QWEN_GGUF}",
+            f"local/{local.files[0].name}",
             engine=engine,
             max_tokens=config.max_tokens,
             temperature=config.temperature,
@@ -130,6 +133,7 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
     model = settings.model_of(role)
     api_base, key = settings.endpoint(role)
     rc = role_config(settings, role, LOCAL_LM)
+    local_model, field_chars = local_setup(settings, role)
     return LMConfig(
         model=model,
         models_dir=settings.models_dir,
@@ -143,4 +147,6 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
         cache=role == "judge",
         served_engine=settings.served_engine,
         response_schema=settings.response_schema,
+        local_model=local_model,
+        field_chars=field_chars,
     )

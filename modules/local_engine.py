@@ -104,8 +104,9 @@ def system_info() -> str:
 class LocalEngine:
     """A DSPy engine that sends chat requests to the in-process llama.cpp server.
 
-    Structured output is enforced with the signature's JSON schema (string fields capped
-    at ``max_string_chars``), so a 0.5B model still returns JSON that DSPy parses. The
+    Structured output is enforced with the signature's JSON schema (the fields named in
+    ``field_chars`` capped at their length, every other string at ``max_string_chars``), so
+    a 0.5B model still returns JSON that DSPy parses. The
     server's per-request timings (``prompt_n``, ``cache_n``, ...) are kept in ``timings``
     (the newest 10,000) for benchmarks.
     """
@@ -113,9 +114,15 @@ class LocalEngine:
     supports_response_schema = True
     supported_params = ("response_format", "temperature", "max_tokens", "stop", "seed")
 
-    def __init__(self, spec: EngineSpec, max_string_chars: int = 400):
+    def __init__(
+        self,
+        spec: EngineSpec,
+        max_string_chars: int = 400,
+        field_chars: dict[str, int] | None = None,
+    ):
         self.spec = spec
         self.max_string_chars = max_string_chars
+        self.field_chars = dict(field_chars or {})
         self.timings: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
 
     @property
@@ -123,7 +130,8 @@ class LocalEngine:
         return open_server(self.spec)
 
     def complete(self, request: Any) -> Response:
-        result = self.server.handle_chat_completions(chat_body(request, self.max_string_chars))
+        body = chat_body(request, self.max_string_chars, self.field_chars)
+        result = self.server.handle_chat_completions(body)
         if "error" in result:
             err = result["error"]
             raise LocalLMError(f"local LLM: {err.get('message', err)}")

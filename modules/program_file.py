@@ -2,7 +2,9 @@
 
 A sub-module file is ``<sub-module>.save(path)`` plus a ``"sage_module"`` key naming it
 (``agent``, ``generator`` or ``reviser``); a sidecar ``<stem>.meta.json`` with a ``"module"``
-key works too. A file with neither is the state of a whole Sage program.
+key works too. A demos file (``"sage_demos"``: sub-module -> predictor -> DSPy state, as
+``save_demos`` writes it) gives only few-shot demos: loading it keeps the signatures'
+instructions. A file with none of these is the state of a whole Sage program.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dspy
 from modules.errors import SageError
 
 MODULE_KEY = "sage_module"
+DEMOS_KEY = "sage_demos"
 # The predictors each sub-module owns (the reviser's generator belongs to the generator).
 OWNED: dict[str, tuple[str, ...]] = {
     "agent": ("step", "final"),
@@ -73,6 +76,42 @@ def load_predictors(
             raise SageError(f"{path}: invalid state for {name!r} ({exc!r})") from exc
 
 
+def save_demos(
+    predictors: dict[str, dict[str, dspy.Predict]], path: Path, meta: dict[str, Any]
+) -> Path:
+    """Save compiled predictors (sub-module -> predictor name -> Predict) as a demos file
+    with ``meta`` (how it was made)."""
+    for which, preds in predictors.items():
+        unknown = set(preds) - set(OWNED.get(which, ()))
+        if unknown:
+            raise SageError(f"{which!r} owns no predictor {sorted(unknown)}: see OWNED")
+    state = {
+        DEMOS_KEY: {w: {n: p.dump_state() for n, p in ps.items()} for w, ps in predictors.items()},
+        "meta": meta,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_demos(sage: Any, state: dict[str, Any], path: Path) -> str:
+    """Set the few-shot demos of a demos file's predictors (their instructions stay the
+    signatures'); returns ``demos:<sub-modules>``."""
+    parts = state[DEMOS_KEY]
+    if not isinstance(parts, dict):
+        raise SageError(f"{path}: {DEMOS_KEY!r} must map sub-modules to predictors")
+    for which, preds in parts.items():
+        if which not in OWNED or not isinstance(preds, dict):
+            raise SageError(f"{path}: unknown module {which!r} (use {', '.join(OWNED)})")
+        owned = dict(getattr(sage, which).named_predictors())
+        for name, pstate in preds.items():
+            demos = pstate.get("demos") if isinstance(pstate, dict) else None
+            if name not in owned or not isinstance(demos, list):
+                raise SageError(f"{path}: no demos for {which}.{name}")
+            owned[name].demos = [dspy.Example(**d) for d in demos]
+    return "demos:" + ",".join(parts)
+
+
 def load_program(sage: Any, path: Path | str) -> str:
     """Load a program file into a Sage module; returns what was loaded (a module name or
     ``sage``). A sub-module file goes into ``sage.agent``, ``sage.generator`` or
@@ -86,6 +125,8 @@ def load_program(sage: Any, path: Path | str) -> str:
         raise SageError(f"--program {path}: not a JSON program file ({exc})") from exc
     if not isinstance(state, dict):
         raise SageError(f"--program {path}: not a DSPy program file")
+    if DEMOS_KEY in state:
+        return load_demos(sage, state, path)
     which = program_module(path, state)
     if which is None:
         load_predictors(sage, [n for n, _ in sage.named_predictors()], state, path)

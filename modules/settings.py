@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     regenerate_failed: bool | None = Field(
         None, description="A seed whose generation failed is regenerated next round (else dropped)."
     )
+    local_models: dict[str, str] | None = Field(
+        None,
+        description="Pinned local model per role, e.g. {\"generator\": \"llm15\"}: llm "
+        "(Qwen2.5-Coder 0.5B) or llm15 (1.5B); unnamed roles take the profile's.",
+    )
     n_ctx: int = Field(8192, ge=512, description="Context window per slot of the local model.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for the local model.")
     n_parallel: int | None = Field(

@@ -54,6 +54,10 @@ def open_program(
     retriever = open_retriever(settings, collection=collection, k=3)
     lms = SageLMs(*(role_lm(settings, role, in_flight) for role in ROLES))
     sage = Sage(retriever, lms, config)
+    if config.bundled_program:  # the small profile's few-shot demos (flows/data/build_demos.py)
+        from flows.data.build_demos import BUNDLED_PROGRAM
+
+        load_program(sage, BUNDLED_PROGRAM)
     if program:
         load_program(sage, Path(program))
     return retriever, sage

@@ -1,0 +1,187 @@
+"""The few-shot demos the small profile loads by default: a hand-written trainset of good
+search-agent and generator steps on the demo corpus, compiled with DSPy's ``LabeledFewShot``
+into ``flows/data/programs/small.json``.
+
+The trainset uses only documents that are not the demo's seeds (``flows/demo.py``
+``DEMO_SEEDS``): their passages are read from the corpus and shown with the renderers the
+prompts use (``render_trajectory``, ``render_notes``), cut short so the demos stay cheap in
+an 8k context. Rebuild after changing the trainset or a signature's fields:
+
+    .venv/bin/python -m flows.data.build_demos   # checks, compiles, writes, prints sizes
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.teleprompt import LabeledFewShot
+
+from modules.adapter import json_adapter
+from modules.agent import render_trajectory
+from modules.context import clip
+from modules.generator import render_notes
+from modules.program_file import save_demos
+from modules.signatures import ANSWER_SOURCES, NextStep, ResearchStep, WriteQA
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE / "demo" / "corpus.jsonl"
+BUNDLED_PROGRAM = HERE / "programs" / "small.json"
+PASSAGE_CHARS = 220  # a passage in a demo trajectory
+NOTE_CHARS = 260  # a note in a demo
+DOC_CHARS = 420  # the seed document of a generator demo
+
+
+def corpus() -> dict[str, dict[str, str]]:
+    with CORPUS.open(encoding="utf-8") as fh:
+        return {d["id"]: d for d in map(json.loads, fh)}
+
+
+def _trace(docs: dict[str, Any], searches: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    return [
+        {"type": "search", "query": q, "passages": [
+            {"id": i, "title": docs[i]["title"], "text": docs[i]["text"],
+             "chars": len(docs[i]["text"])} for i in ids]}
+        for q, ids in searches
+    ]  # fmt: skip
+
+
+def agent_steps(docs: dict[str, Any]) -> list[dspy.Example]:
+    """Three NextStep demos: a first search phrased as a question about one entity, a second
+    built from what the first found, and a short answer once the passages hold it."""
+    q1 = "Who was the first rector of the university from which Petra Solvaine graduated in law?"
+    q2 = (
+        "How many people were killed by the storm that the founding of the Tarvessan "
+        "Meteorological Office was a response to?"
+    )
+    s1 = [("Why was the Tarvessan Meteorological Office founded?", ["w026", "w084", "w042"])]
+    s2 = s1 + [("How many people did the Great Storm of 1893 kill?", ["w042", "w009", "w070"])]
+    rows = [
+        (q1, [], 3, "I do not know yet where Petra Solvaine studied law.", "search",
+         "Which university did Petra Solvaine graduate from in law?"),
+        (q2, s1, 2, "The office was a response to the Great Storm of 1893; its death toll "
+         "is missing.", "search", "How many people did the Great Storm of 1893 kill?"),
+        (q2, s2, 1, "The Great Storm of 1893 passage says it killed 212 people.", "answer",
+         "212"),
+    ]  # fmt: skip
+    return [
+        dspy.Example(
+            question=q, trajectory=render_trajectory(_trace(docs, s), PASSAGE_CHARS, None),
+            searches_left=left, reasoning=why, action=action, text=text,
+        ).with_inputs("question", "trajectory", "searches_left")
+        for q, s, left, why, action, text in rows
+    ]  # fmt: skip
+
+
+def _notes(docs: dict[str, Any], ids: list[str]) -> str:
+    notes = [{"ref": f"P{i}", "id": d, "title": docs[d]["title"], "text": docs[d]["text"]}
+             for i, d in enumerate(ids, start=1)]  # fmt: skip
+    return render_notes(notes, NOTE_CHARS, None)
+
+
+def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
+    """Two ResearchStep demos: search an entity named in the seed document, then write."""
+    rows = [
+        ("w024", "entity", ["w024"], 2, "The seed names the Tarvessan marl; its passage may "
+         "describe the bank in another way.", "search", "Tarvessan marl"),
+        ("w070", "date", ["w070", "w037"], 1, "P2 says Ysolde Karrin was born in Caddow, the "
+         "village by the lighthouse: enough for two linked facts.", "write", ""),
+    ]  # fmt: skip
+    return [
+        dspy.Example(
+            document=clip(docs[seed]["text"], DOC_CHARS), target_steps="2", answer_type=atype,
+            feedback="none", notes=_notes(docs, ids), searches_left=left, reasoning=why,
+            action=action, query=query,
+        ).with_inputs("document", "target_steps", "answer_type", "feedback", "notes",
+                      "searches_left")
+        for seed, atype, ids, left, why, action, query in rows
+    ]  # fmt: skip
+
+
+def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
+    """Two WriteQA demos: the seed's entity hidden behind a fact from another passage, so a
+    solver needs one search for that fact and one for the answer."""
+    rows = [
+        ("w070", "date", ["w070", "w037"],
+         "P2: Ysolde Karrin was born in Caddow; P1: Caddow Light, east of Caddow, was "
+         "completed in 1857.",
+         "In what year was the lighthouse beside the home village of the swimmer Ysolde "
+         "Karrin completed?", "1857",
+         [("Where was Ysolde Karrin born?", "Caddow", "P2"),
+          ("When was the lighthouse by Caddow completed?", "1857", "P1")]),
+        ("w024", "entity", ["w024", "w059"],
+         "P2: the Tarvessan marl is issued by the Bank of Tarvessa; P1: its first governor "
+         "was Alsen Whitlowe.",
+         "Who was the first governor of the bank that issues the Tarvessan marl?",
+         "Alsen Whitlowe",
+         [("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
+          ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1")]),
+    ]  # fmt: skip
+    return [
+        dspy.Example(
+            document=clip(docs[seed]["text"], DOC_CHARS), target_steps="2", answer_type=atype,
+            answer_from=ANSWER_SOURCES["seed"], feedback="none", notes=_notes(docs, ids),
+            reasoning=why, question=q, answer=a,
+            plan=[{"sub_question": sq, "sub_answer": sa, "passage": p} for sq, sa, p in plan],
+        ).with_inputs("document", "target_steps", "answer_type", "answer_from", "feedback",
+                      "notes")
+        for seed, atype, ids, why, q, a, plan in rows
+    ]  # fmt: skip
+
+
+TRAIN_DOCS = ("w009", "w017", "w024", "w026", "w027", "w034", "w037", "w042", "w059",
+              "w070", "w084")  # fmt: skip
+
+
+def compile_demos(docs: dict[str, Any]) -> dict[str, dict[str, dspy.Predict]]:
+    """Each predictor compiled with LabeledFewShot on its own trainset (all its demos)."""
+
+    def labeled(sig: type[dspy.Signature], train: list[dspy.Example]) -> dspy.Predict:
+        return LabeledFewShot(k=len(train)).compile(dspy.Predict(sig), trainset=train,
+                                                    sample=False)  # fmt: skip
+
+    return {
+        "agent": {"step": labeled(NextStep, agent_steps(docs))},
+        "generator": {
+            "research": labeled(ResearchStep, research_steps(docs)),
+            "write": labeled(WriteQA, write_steps(docs)),
+        },
+    }
+
+
+def demo_chars(predictors: dict[str, dict[str, dspy.Predict]]) -> dict[str, int]:
+    """Characters the demos add to each predictor's prompt (JSON adapter messages)."""
+    out = {}
+    for which, preds in predictors.items():
+        for name, pred in preds.items():
+            inputs = {k: "" for k in pred.signature.input_fields}
+            with_demos = json_adapter().format(pred.signature, demos=pred.demos, inputs=inputs)
+            bare = json_adapter().format(pred.signature, demos=[], inputs=inputs)
+            size = sum(len(str(m["content"])) for m in with_demos)
+            out[f"{which}.{name}"] = size - sum(len(str(m["content"])) for m in bare)
+    return out
+
+
+def build(path: Path = BUNDLED_PROGRAM, seeds: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Compile the trainset and write the demos file; refuses a trainset that uses a seed."""
+    used = set(TRAIN_DOCS) & set(seeds)
+    if used:
+        raise ValueError(f"the trainset uses demo seed documents {sorted(used)}")
+    predictors = compile_demos(corpus())
+    sizes = demo_chars(predictors)
+    meta = {
+        "made_by": "python -m flows.data.build_demos (LabeledFewShot, hand-written trainset)",
+        "corpus": "flows/data/demo/corpus.jsonl",
+        "train_docs": list(TRAIN_DOCS),
+        "demo_prompt_chars": sizes,
+    }
+    save_demos(predictors, path, meta)
+    return meta
+
+
+if __name__ == "__main__":
+    from flows.demo import DEMO_SEEDS
+
+    print(json.dumps(build(seeds=DEMO_SEEDS), indent=1))

@@ -1,0 +1,135 @@
+"""What the small profile gives the local model and a served model never gets: JSON-schema
+field caps the local engine enforces, the bundled few-shot demos (compiled from the
+trainset on the demo corpus, loaded by default, still fitting an 8k context), and the
+pinned local model per role."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import dspy
+import pytest
+
+from flows.data import build_demos
+from flows.demo import DEMO_MODELS, DEMO_SEEDS
+from modules.adapter import json_adapter
+from modules.agent import SearchAgent, render_trajectory
+from modules.chat_body import cap_fields, chat_body
+from modules.config import CHARS_PER_TOKEN, build_config, profile_config
+from modules.errors import SageError
+from modules.generator import Generator
+from modules.lm import lm_config
+from modules.program_file import load_program
+from modules.settings import load_settings
+from modules.signatures import NextStep, WriteQA
+
+SERVED = {"lm": "openai/stub", "api_base": "http://127.0.0.1:9/v1"}
+SMALL_CAPS = profile_config("small").field_chars
+
+
+@pytest.fixture(autouse=True)
+def _no_sage_env(monkeypatch, tmp_path):
+    for key in [k for k in __import__("os").environ if k.startswith("SAGE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SAGE_CONFIG", str(tmp_path / "absent.toml"))
+
+
+def _schema(sig: type[dspy.Signature]) -> dict:
+    """The response_format schema DSPy's JSON adapter sends for a signature."""
+    from dspy.adapters.json_adapter import _get_structured_outputs_response_format
+
+    fmt = _get_structured_outputs_response_format(sig)
+    return fmt.model_json_schema() if hasattr(fmt, "model_json_schema") else fmt
+
+
+def test_field_caps_reach_nested_plan_steps_and_spare_enums():
+    capped = cap_fields(_schema(WriteQA), SMALL_CAPS)
+    props = capped["properties"]
+    assert props["question"]["maxLength"] == 240 and props["answer"]["maxLength"] == 60
+    step = next(iter(capped["$defs"].values()))["properties"]
+    assert step["sub_answer"]["maxLength"] == 60 and step["passage"]["maxLength"] == 3
+    action = cap_fields(_schema(NextStep), SMALL_CAPS)["properties"]["action"]
+    assert "maxLength" not in action and action["enum"] == ["search", "answer"]
+    assert cap_fields({"properties": {"text": {"type": "string", "maxLength": 50}}},
+                      {"text": 120})["properties"]["text"]["maxLength"] == 50  # fmt: skip
+
+
+def test_chat_body_sends_the_caps_only_when_given():
+    sig_format = {"type": "json_schema", "json_schema": {"schema": _schema(NextStep)}}
+    cfg = SimpleNamespace(max_tokens=64, temperature=0.0, stop=None, seed=None,
+                          response_format=sig_format)  # fmt: skip
+    request = SimpleNamespace(config=cfg, system=None, messages=[])
+    props = chat_body(request, 400, SMALL_CAPS)["response_format"]["json_schema"]["schema"]
+    assert props["properties"]["text"]["maxLength"] == 120
+    assert props["properties"]["reasoning"]["maxLength"] == 240
+    plain = chat_body(request, 400)["response_format"]["json_schema"]["schema"]
+    assert plain["properties"]["text"]["maxLength"] == 400
+
+
+def test_small_gets_caps_demos_and_a_served_model_none():
+    small = lm_config(load_settings(), "agent")
+    assert small.field_chars == SMALL_CAPS and small.local_model == "llm"
+    assert build_config(load_settings()).bundled_program
+    paper = build_config(load_settings(**SERVED))
+    assert not paper.bundled_program and paper.field_chars is None
+    assert lm_config(load_settings(**SERVED), "agent").field_chars is None
+
+
+def test_local_model_per_role_and_a_bad_name_is_one_line():
+    settings = load_settings(local_models={"generator": "llm15"})
+    assert lm_config(settings, "generator").local_model == "llm15"
+    assert lm_config(settings, "agent").local_model == "llm"
+    with pytest.raises(SageError, match="local_models: 'agent': 'gpt'"):
+        lm_config(load_settings(local_models={"agent": "gpt"}), "agent")
+    assert set(DEMO_MODELS.values()) == {"llm15"}
+
+
+def test_the_bundled_file_is_what_the_build_script_writes(tmp_path):
+    out = tmp_path / "small.json"
+    build_demos.build(out, seeds=DEMO_SEEDS)
+    assert json.loads(out.read_text()) == json.loads(build_demos.BUNDLED_PROGRAM.read_text())
+
+
+def test_the_trainset_leaves_out_the_demo_seeds(tmp_path):
+    assert not set(build_demos.TRAIN_DOCS) & set(DEMO_SEEDS)
+    with pytest.raises(ValueError, match="w024"):
+        build_demos.build(tmp_path / "x.json", seeds=("w024",))
+    docs = build_demos.corpus()
+    texts = json.dumps([e.toDict() for e in build_demos.agent_steps(docs)])
+    assert all(docs[s]["title"] not in texts for s in DEMO_SEEDS)
+
+
+def test_loading_the_bundle_sets_demos_and_keeps_the_instructions():
+    program = SimpleNamespace(agent=SearchAgent(None), generator=Generator(None))
+    before = program.agent.step.signature.instructions
+    assert load_program(program, build_demos.BUNDLED_PROGRAM) == "demos:agent,generator"
+    assert [d["action"] for d in program.agent.step.demos] == ["search", "search", "answer"]
+    assert len(program.generator.write.demos) == 2 and len(program.generator.research.demos) == 2
+    assert program.agent.step.signature.instructions == before
+    assert program.agent.final.demos == []
+
+
+def test_a_demos_file_naming_an_unknown_predictor_is_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sage_demos": {"agent": {"think": {"demos": []}}}}))
+    program = SimpleNamespace(agent=SearchAgent(None), generator=Generator(None))
+    with pytest.raises(SageError, match="no demos for agent.think"):
+        load_program(program, bad)
+
+
+def test_an_agent_prompt_with_the_demos_and_a_full_trajectory_fits_8k():
+    """The longest agent prompt small allows (every passage at its cap, the trajectory at
+    its budget) plus the demos and the output tokens stays within n_ctx 8192."""
+    cfg = profile_config("small")
+    program = SimpleNamespace(agent=SearchAgent(None), generator=Generator(None))
+    load_program(program, build_demos.BUNDLED_PROGRAM)
+    passage = {"id": "x", "title": "T" * 30, "text": "w " * 400, "chars": 800}
+    trace = [{"type": "search", "query": "q" * 120,
+              "passages": [{**passage, "id": f"{i}-{j}"} for j in range(3)]}
+             for i in range(10)]  # fmt: skip
+    traj = render_trajectory(trace, cfg.passage_chars, cfg.trajectory_chars)
+    inputs = {"question": "q" * 400, "trajectory": traj, "searches_left": 0}
+    msgs = json_adapter().format(NextStep, demos=program.agent.step.demos, inputs=inputs)
+    tokens = sum(len(str(m["content"])) for m in msgs) / CHARS_PER_TOKEN
+    assert tokens + cfg.role("agent").max_tokens <= 8192
