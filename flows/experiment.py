@@ -31,7 +31,7 @@ from flows.engine import runtime as engine
 from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, option
-from flows.engine.progress import round_line, say
+from flows.engine.progress import RunTracker, Snapshot, round_done, round_line, say
 from flows.engine.retrying import retried
 from flows.generate import GenerateParams, Ledger, build_manifest, check_retriever, run_seeds
 from flows.generate import open_runtime as open_generate_runtime
@@ -137,6 +137,7 @@ def shared_round_zero(seed: dict[str, Any], job: SeedJob) -> bool:
                "host": socket.gethostname(), **record, "strategy": SHARED}  # fmt: skip
         store.append_record(rec)
         say(round_line(rec))
+        round_done(rec)  # the round-0 progress line's cost
         raise _RoundZeroDone
 
     with contextlib.suppress(_RoundZeroDone):
@@ -150,7 +151,8 @@ def run_round_zero(plan: list[dict], runtime: Runtime, job: SeedJob, concurrency
     done = {r["seed_id"] for r in RunStore(Path(job.runs_dir), job.run_id).iter_records()}
     pending = [s for s in plan if s["seed_id"] not in done]
     inflight: dict[Any, dict[str, Any]] = {}
-    with prompt_exit():
+    tracker = RunTracker(Snapshot(str(job.run_id), len(plan) - len(pending), len(plan)))
+    with prompt_exit(), tracker:
         while pending or inflight:
             while pending and len(inflight) < concurrency:
                 s = pending.pop(0)
@@ -162,6 +164,7 @@ def run_round_zero(plan: list[dict], runtime: Runtime, job: SeedJob, concurrency
                 futures.result(fut)
             except Exception as exc:  # a seed that keeps failing is logged, not fatal
                 logger.error("seed %s round 0 failed: %s", s["seed_id"], exc)
+            tracker.finished()
 
 
 def copy_round_zero(root: Path, arm: str) -> int:
