@@ -13,7 +13,6 @@ validation resumes.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from collections import Counter
@@ -27,6 +26,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import guards
 from flows.engine import futures, runtime
+from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, argument, option
 from flows.engine.retrying import retried
@@ -349,10 +349,13 @@ def _publish(summary: dict, vstore: RunStore, rdir: Path, manifest: dict) -> Non
     """Prefect artifacts, and the run's report.html with this validation in it."""
     create_table_artifact(
         table=[{"check": k, "count": v} for k, v in summary["flags"].items()],
-        key="sage-validation-" + hashlib.sha1(str(vstore.path).encode()).hexdigest()[:10],
+        key=artifact_key("sage", manifest["run_id"], "validation", vstore.run_id),
         description=f"validation {vstore.run_id} of run {manifest['run_id']}",
     )
-    create_markdown_artifact(markdown=(vstore.path / "validation.md").read_text())
+    create_markdown_artifact(
+        markdown=(vstore.path / "validation.md").read_text(),
+        key=artifact_key("sage", manifest["run_id"], "validation", vstore.run_id, "report"),
+    )
     try:
         from flows.reports.html import write_html_report
         from flows.reports.markdown import write_report

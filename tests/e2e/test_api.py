@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -50,7 +51,14 @@ def test_index_generate_validate_export_from_a_polars_frame(scripted, capfd):
         run = sage.generate(collection="demo", run_id="api-run", **SMALL)
         val = sage.validate(run, tag=False)
         APILogHandler().flush()  # send the queued log lines to the API
-        keys = ["sage-api-run-rounds", "sage-api-run-report", "sage-api-run-progress"]
+        vid = Path(val["validation_dir"]).name  # a time stamp: 20261202-014500
+        keys = [
+            "sage-api-run-rounds",
+            "sage-api-run-report",
+            "sage-api-run-progress",
+            f"sage-api-run-validation-{vid}",
+            f"sage-api-run-validation-{vid}-report",
+        ]
         arts = _post(f"{url}/artifacts/filter", {"artifacts": {"key": {"any_": keys}}})
         flow_runs = sorted({a["flow_run_id"] for a in arts})
         logs = _post(f"{url}/logs/filter", {"logs": {"flow_run_id": {"any_": flow_runs}}})
