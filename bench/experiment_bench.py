@@ -40,8 +40,10 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--max-searches", type=int, default=4)
     ap.add_argument("--generator-searches", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--answer-types", default="entity", help="the stub answers entities only")
     ap.add_argument("--latency", type=float, default=0.0, help="stub seconds per request")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--run-id", default=None, help="resume this experiment (in --workdir)")
     ap.add_argument("--out", type=Path, required=True, help="the results file to write")
     return ap.parse_args()
 
@@ -59,6 +61,7 @@ def _command(a: argparse.Namespace, lm: list[str], run_id: str) -> list[str]:
             "--steps", a.steps, "--rounds", str(a.rounds), "--attempts", str(a.attempts),
             "--max-searches", str(a.max_searches), "--generator-searches",
             str(a.generator_searches), "--concurrency", str(a.concurrency),
+            "--answer-types", a.answer_types,
             "--run-id", run_id, "--json"]  # fmt: skip
 
 
@@ -74,7 +77,7 @@ def run(a: argparse.Namespace, wd: Path) -> dict:
 
         server = StubServer(latency=a.latency)
         lm, env = ["--lm", "openai/stub", "--api-base", server.url], env | {"SAGE_API_KEY": "stub"}
-    cmd = _command(a, lm, f"bench-{int(time.time())}")
+    cmd = _command(a, lm, a.run_id or f"bench-{int(time.time())}")
     t0 = time.perf_counter()
     try:
         res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, env=env)
@@ -105,6 +108,7 @@ def main() -> None:
         "lm": "stub server (no model)" if a.stub else "local (Qwen2.5-Coder-0.5B, llama.cpp)",
         "corpus": "flows/data/demo/corpus.jsonl (85 documents)",
         "seeds": a.seeds, "attempts": a.attempts, "rounds": a.rounds, "steps": a.steps,
+        "answer_types": a.answer_types, "resumed": s["resumed"],
         "wall_seconds": s["wall_seconds"] | {"process": result["wall_seconds_process"]},
         "lm_calls": s["lm_calls"], "server_calls": result["server_calls"],
         "table": s["table"], "paired": s["paired"], "warnings": s["warnings"],

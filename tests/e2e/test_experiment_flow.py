@@ -88,6 +88,7 @@ def test_scripted_arms_give_the_exact_table_paired_and_computed_once(workdir, mo
         m = json.loads((root / arm / "metrics.json").read_text())["per_round"]
         assert [rows[(arm, r)]["pct_pass"] for r in range(3)] == [x["pct_pass"] for x in m]
     _check_outputs(root)
+    _check_artifacts("exact")
     # a finished experiment re-run computes nothing and writes the same table
     before = (root / "table.json").read_text()
     again = run_experiment(scripted.params("exact", 6))
@@ -111,6 +112,24 @@ def _check_outputs(root: Path) -> None:
     assert '<section id="experiment">' in html and "data:image/png;base64," in html
     cands = pl.read_parquet(root / "feedback" / "candidates.parquet")
     assert dict(cands.schema) == CANDIDATE_SCHEMA and not (root / "latest").exists()
+
+
+def _check_artifacts(run_id: str) -> None:
+    """The Prefect table and markdown artifacts of the experiment (the flow's own API)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = [f"sage-{run_id}-experiment-table", f"sage-{run_id}-experiment-report"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == set(keys)
+    table = by_key[keys[0]].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert len(rows) == 7 and {"arm", "round", "pct_pass"} <= set(rows[0])
+    assert "Gemini 2.5 Flash" in by_key[keys[1]].data
 
 
 def _driver(wd: Path, run_id: str, delay: float) -> subprocess.Popen:
