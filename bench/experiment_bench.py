@@ -44,6 +44,11 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--latency", type=float, default=0.0, help="stub seconds per request")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--run-id", default=None, help="resume this experiment (in --workdir)")
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="no run: the table of --run-id's finished rounds (a stopped run)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="the results file to write")
     return ap.parse_args()
 
@@ -93,8 +98,53 @@ def run(a: argparse.Namespace, wd: Path) -> dict:
             "summary": summary, "table_md": table_md}  # fmt: skip
 
 
+def finished_rounds(root: Path) -> dict:
+    """The table of what a stopped experiment finished (every arm's checkpointed rounds; an
+    arm not started yet holds the shared round 0), and its rounds, LM calls and seconds."""
+    from flows.reports.experiment_table import build_table
+    from flows.runs.finalise import group_rounds, summary_of
+    from flows.runs.metrics import candidates_frame
+    from flows.runs.store import RunStore
+
+    p = json.loads((root / "manifest.json").read_text())["params"]
+    shared = [summary_of(r) for r in RunStore(root, "round0").iter_records()]
+    frames, done = {}, {"round0": _cost(shared)}
+    for arm in p["arms"].split(","):
+        own = [summary_of(r) for r in RunStore(root, arm).iter_records()]
+        computed = own if arm == "no-target" else [r for r in own if r["round"] > 0]
+        done[arm] = _cost(computed)
+        rows = own if arm == "no-target" else [*shared, *computed]
+        if rows:
+            frames[arm] = candidates_frame([r for rs in group_rounds(rows).values() for r in rs])
+    return {"rounds_done": done, **build_table(frames, p["rounds"], p["seed"], p["bootstrap"])}
+
+
+def _cost(recs: list[dict]) -> dict:
+    return {"rounds": len(recs), "lm_calls": sum(r["lm_calls"] for r in recs),
+            "seconds": round(sum(r["seconds"] for r in recs), 1)}  # fmt: skip
+
+
+def table_only(a: argparse.Namespace) -> None:
+    root = a.workdir / "runs" / a.run_id / "experiment"
+    params = json.loads((root / "manifest.json").read_text())["params"]
+    out = {
+        "bench": "experiment_bench",
+        "partial": True,
+        "command": "python -m bench.experiment_bench " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "params": params,
+        **finished_rounds(root),
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out["rounds_done"], indent=2))
+
+
 def main() -> None:
     a = _args()
+    if a.table_only:
+        return table_only(a)
     with tempfile.TemporaryDirectory() as tmp:
         wd = a.workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
