@@ -13,7 +13,9 @@ class LocalJSONServer:
     """Answers each POST with ``respond(body) -> (status, reply)``; a subclass that speaks a
     REST API overrides ``handle(method, path, body)`` instead (GET, PUT, PATCH, DELETE too;
     ``body`` is None when a request has none). A reply is JSON-able, raw ``bytes`` (sent as
-    text/plain, e.g. to answer something that is not JSON) or None (an empty body)."""
+    text/plain, e.g. to answer something that is not JSON) or None (an empty body), or a
+    (reply, headers) pair to send extra headers; a negative status drops the connection
+    without an answer (a reset)."""
 
     keep_alive = False  # HTTP/1.1 keep-alive connections (the served engine reuses them)
 
@@ -26,6 +28,13 @@ class LocalJSONServer:
             def _serve(self, method: str) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, reply = outer.handle(method, self.path, json.loads(raw) if raw else None)
+                if status < 0:  # drop the connection without an answer (a reset)
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                headers: dict[str, str] = {}
+                if isinstance(reply, tuple):  # (reply, extra headers), e.g. Retry-After
+                    reply, headers = reply
                 if isinstance(reply, bytes):
                     data, kind = reply, "text/plain"
                 else:
@@ -35,6 +44,8 @@ class LocalJSONServer:
                 if reply is not None:
                     self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -48,6 +48,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.limited_server import LimitedStubServer  # noqa: E402
 from bench.stub_server import StubServer  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
@@ -91,10 +92,16 @@ def _growth_kb_per_call(samples: list[tuple[int, float]], calls: int) -> float |
 
 
 def run_cell(
-    a: argparse.Namespace, latency: float, conc: int, workers: int, seeds: int | None = None
+    a: argparse.Namespace,
+    latency: float,
+    conc: int | str,
+    workers: int,
+    seeds: int | None = None,
+    client: str = "",
 ) -> dict:
-    server = StubServer(latency)
-    seeds = seeds or max(a.min_seeds, 2 * conc)
+    server = LimitedStubServer(latency, a.rate_limit) if a.rate_limit else StubServer(latency)
+    width = a.max_concurrency if conc == "auto" else int(conc)
+    seeds = seeds or max(a.min_seeds, 2 * width)
     run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
     runner = ["--task-runner", "dask"] if a.processes > 1 else []
     cmd = [*sage_command(a.code), "--lm", "openai/stub", "--api-base", server.url, "generate",
@@ -103,9 +110,13 @@ def run_cell(
            "--attempt-workers", str(workers), "--attempts", "4", "--rounds", "1",
            "--steps", "2-3", "--max-searches", "4", "--generator-searches", "2",
            "--run-id", run_id, "--json"]  # fmt: skip
+    if conc == "auto":
+        cmd += ["--max-concurrency", str(a.max_concurrency)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
     env["SAGE_API_KEY"] = "stub"
-    env.update(dict(kv.split("=", 1) for kv in a.env))  # e.g. SAGE_SERVED_ENGINE=litellm
+    env.update(dict(kv.split("=", 1) for kv in a.env))  # e.g. SAGE_MAX_CONCURRENCY=64
+    if client:
+        env["SAGE_SERVED_ENGINE"] = client
     if a.code:  # measure another checkout's sage with this driver
         env["PYTHONPATH"] = str(a.code)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -126,7 +137,7 @@ def run_cell(
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     g = server.calls["research"] + server.calls["write"] + server.calls["revise"]
     agent = calls - g
-    ideal = latency * (g + agent / min(workers, 4)) / conc if latency else None
+    ideal = latency * (g + agent / min(workers, 4)) / width if latency else None
     summary = json.loads(out)
     flow_wall = float(summary["wall_seconds"])  # the generation itself, after start-up
     fixed_s, fixed_calls = a.startup if getattr(a, "startup", None) else (0.0, 0)
@@ -145,7 +156,10 @@ def run_cell(
         "rss_mb": round(max((m for _, m in samples), default=0.0), 1),
         "rss_growth_kb_per_call": _growth_kb_per_call(samples, calls),
         "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
-        "label": a.label,
+        "label": a.label, "client": client or "default",
+        "rate_limit": a.rate_limit, "throttled": getattr(server, "throttled", 0),
+        "failed_seeds": summary.get("failed_seeds"),
+        "concurrency_levels": summary.get("concurrency"),
     }  # fmt: skip
 
 
@@ -156,6 +170,9 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,32,128")
     ap.add_argument("--attempt-workers", default="1,4")
     ap.add_argument("--min-seeds", type=int, default=8)
+    ap.add_argument("--clients", default="", help="e.g. native,dspy (SAGE_SERVED_ENGINE)")
+    ap.add_argument("--rate-limit", type=int, default=0, help="stub: 429 above N at once")
+    ap.add_argument("--max-concurrency", type=int, default=64, help="for --concurrency auto")
     ap.add_argument("--label", default="sage", help="names the code measured in each row")
     ap.add_argument("--processes", type=int, default=1, help=">1: --task-runner dask")
     ap.add_argument("--code", type=Path, help="another checkout to run (lever comparisons)")
@@ -169,32 +186,28 @@ def main() -> None:
         subprocess.run([SAGE, "index", str(REPO / "flows/data/demo/corpus.jsonl"),
                         "--collection", "demo"], cwd=a.workdir, check=True)  # fmt: skip
     rows = json.loads(a.out.read_text()) if a.out.exists() else []
-    ones = [run_cell(a, 0.0, 1, 1, seeds=1) for _ in range(3)]  # start, imports, API, loads
+    first = (a.clients or "").split(",")[0]
+    ones = [run_cell(a, 0.0, 1, 1, seeds=1, client=first) for _ in range(3)]  # start-up
     a.startup = (sum(o["cpu_s"] for o in ones) / 3, sum(o["lm_calls"] for o in ones) / 3)
     print(
         json.dumps({"startup_cpu_s": [o["cpu_s"] for o in ones], "startup_lm_calls": a.startup[1]})
     )
+    clients = a.clients.split(",") if a.clients else [""]
     for latency in [float(x) for x in a.latencies.split(",")]:
-        for conc in [int(x) for x in a.concurrency.split(",")]:
+        for conc in [x if x == "auto" else int(x) for x in a.concurrency.split(",")]:
             for workers in [int(x) for x in a.attempt_workers.split(",")]:
-                row = run_cell(a, latency, conc, workers)
-                print(json.dumps(row), flush=True)
-                key = (a.label, latency, a.processes, conc, workers)
-                rows = [
-                    r
-                    for r in rows
-                    if (
-                        r.get("label"),
-                        r["latency_s"],
-                        r["processes"],
-                        r["concurrency"],
-                        r["attempt_workers"],
-                    )
-                    != key
-                ]
-                rows.append(row)  # fmt: skip
-                a.out.parent.mkdir(parents=True, exist_ok=True)
-                a.out.write_text(json.dumps(rows, indent=2))
+                for client in clients:  # alternating: each cell with every client in turn
+                    row = run_cell(a, latency, conc, workers, client=client)
+                    print(json.dumps(row), flush=True)
+                    rows = [r for r in rows if _key(r) != _key(row)] + [row]
+                    a.out.parent.mkdir(parents=True, exist_ok=True)
+                    a.out.write_text(json.dumps(rows, indent=2))
+
+
+def _key(r: dict) -> tuple:
+    """What a row measures: a row measured again replaces it."""
+    return (r.get("label"), r.get("client", "default"), r["latency_s"], r["processes"],
+            r["concurrency"], r["attempt_workers"], r.get("rate_limit"))  # fmt: skip
 
 
 if __name__ == "__main__":

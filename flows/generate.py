@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from dspy.utils.exceptions import LMError
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -24,6 +26,7 @@ from pydantic import field_validator, model_validator
 
 from flows.engine import futures
 from flows.engine.artifacts import artifact_key
+from flows.engine.concurrency import AdaptiveWindow, FixedWindow
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, hidden, option
 from flows.engine.progress import generate_tracker, round_done, round_line, say
@@ -34,6 +37,7 @@ from flows.runs.store import RunStore, endpoints_of, models_of, new_run_id, roun
 from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
 from modules.config import SageConfig, build_config
 from modules.errors import SageError
+from modules.lm import lm_failure
 from modules.settings import Settings, load_settings
 
 
@@ -54,7 +58,12 @@ class GenerateParams(FlowParams):
     strategy: Literal["feedback", "resample"] = option("feedback", "feedback | resample.")
     seed: int = option(0, "Random seed for the seed plan.")
     run_id: str | None = option(None, "Run id; re-use it to resume.")
-    concurrency: int = option(1, "Seeds processed at once.", ge=1)
+    concurrency: str = option(
+        "auto", "Seeds at once: N, or auto (AIMD against a served model; 1 on the local one)."
+    )
+    max_concurrency: int | None = option(
+        None, "Most seeds at once under auto [SAGE_MAX_CONCURRENCY].", ge=1
+    )
     attempt_workers: int = option(1, "K attempts run at once (a served LLM, slots).", ge=1)
     budget_tokens: int | None = option(None, "Stop cleanly after this many tokens.", ge=1)
     keep_unverified: bool = option(False, "Keep never-verified pairs (never exported).")
@@ -74,6 +83,27 @@ class GenerateParams(FlowParams):
         None, "With a Search-R1 retriever: its corpus JSONL, to draw seeds from."
     )
     prefer_docs: list[str] | None = hidden(None)  # seed these documents first (new ones)
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, v: Any) -> str:
+        if str(v) == "auto" or (str(v).isdigit() and int(v) >= 1):
+            return str(v)
+        raise ValueError(f"{v!r}: use a number >= 1 or auto")
+
+    def window(self, settings: Settings) -> AdaptiveWindow | FixedWindow:
+        """Seeds in flight: N, or under auto an AIMD window against a served generator or
+        agent, and 1 against the local model (its slots are fixed)."""
+        if self.concurrency != "auto":
+            return FixedWindow(int(self.concurrency))
+        served = any(settings.endpoint(role)[0] for role in ("generator", "agent"))
+        if not served:
+            return FixedWindow(1)
+        return AdaptiveWindow(self.max_concurrency or settings.max_concurrency)
+
+    def widest(self, settings: Settings) -> int:
+        """The most seeds ever in flight (threads and local slots are sized for it)."""
+        return self.window(settings).maximum
 
     @field_validator("steps")
     @classmethod
@@ -221,7 +251,10 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
         logger.info(line)  # the task run's log says what each round did
         round_done(rec)  # the run's progress line, when the flow runs in this process
 
-    runtime_for(job).run_seed(seed, done, on_round)
+    try:
+        runtime_for(job).run_seed(seed, done, on_round)
+    except LMError as exc:  # a 4xx, or still failing after the client's retries
+        raise SageError(lm_failure(exc) or f"{type(exc).__name__}: {exc}") from None
     return new
 
 
@@ -251,14 +284,17 @@ def generate_dataset(
         f"up to {params.rounds} revision round(s) per seed"
     )
     t0 = time.perf_counter()
-    stop_reason = run_seeds(plan, params, runtime, job, ledger)
+    window = params.window(settings)
+    stop_reason = run_seeds(plan, params, runtime, job, ledger, window)
     summary = ds.finalise(store, plan, params) | {
+        "concurrency": window.record(),
         "run_id": params.run_id,
         "run_dir": str(store.path.resolve()),
         "resumed": resumed,
         "stop_reason": stop_reason,
         "wall_seconds": round(time.perf_counter() - t0, 2),
     }
+    (store.path / "concurrency.json").write_text(json.dumps(summary["concurrency"], indent=1))
     _publish_artifacts(summary, store)
     return summary
 
@@ -270,7 +306,7 @@ def open_runtime(
     under a job naming the exact collection version (other processes open their own)."""
     job = SeedJob(str(settings.runs_dir), str(params.run_id), config, overrides,
                   str(params.collection), params.program,
-                  params.concurrency * params.attempt_workers, params.seed)  # fmt: skip
+                  params.widest(settings) * params.attempt_workers, params.seed)  # fmt: skip
     runtime = Runtime.open(job, settings)
     runtime.job = replace(job, collection=runtime.collection_version)
     runtime.load_seed_documents(params.corpus, params.planned_seeds(), params.seed)
@@ -310,9 +346,13 @@ def run_seeds(
     runtime: Runtime,
     job: SeedJob,
     ledger: Ledger,
+    window: AdaptiveWindow | FixedWindow | None = None,
 ) -> str:
-    """Keep ``concurrency`` unfinished seeds in flight (a sliding window) until the plan, the
-    wanted items or the token budget runs out; returns why it stopped."""
+    """Keep ``window.level`` unfinished seeds in flight (a sliding window; ``--concurrency
+    auto`` moves the level, flows/engine/concurrency.py) until the plan, the wanted items or
+    the token budget runs out; returns why it stopped."""
+    window = window or FixedWindow(int(params.concurrency))
+    window.on_change = lambda old, new, why: say(f"concurrency {old} -> {new} ({why})")
     logger = get_run_logger()
     key = artifact_key("sage", job.run_id, "progress")
     progress = create_progress_artifact(0.0, key=key, description=f"sage run {job.run_id}")
@@ -320,9 +360,9 @@ def run_seeds(
     finished, stop_reason = len(plan) - len(pending), "plan exhausted"
     inflight: dict[Any, dict[str, Any]] = {}
     tracker = generate_tracker(str(job.run_id), len(plan), params.n, finished, ledger.done)
-    with prompt_exit(), tracker:  # Ctrl-C / SIGTERM leave at once; rounds are checkpointed
+    with prompt_exit(), tracker, window:  # Ctrl-C / SIGTERM leave at once (checkpointed)
         while pending or inflight:
-            while pending and len(inflight) < params.concurrency:
+            while pending and len(inflight) < window.level:
                 if params.n is not None and ledger.accepted() >= params.n:
                     stop_reason, pending = f"{params.n} accepted items reached", []
                 elif ledger.exhausted:
@@ -340,6 +380,7 @@ def run_seeds(
                 ledger.add(futures.result(fut))
             except Exception as exc:  # a seed that keeps failing is logged, not fatal
                 logger.error("seed %s failed: %s", s["seed_id"], exc)
+                say(f"seed {s['seed_id']} failed: {exc}")
                 ledger.reload(s["seed_id"])  # the rounds it did finish
             finished += 1
             tracker.seed_done(ledger.rounds(s["seed_id"]), ledger.accepted())

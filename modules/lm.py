@@ -1,4 +1,5 @@
-"""The one LM factory: 'local' = llama.cpp's server in process; else a LiteLLM model string."""
+"""The one LM factory: 'local' = llama.cpp's server in process; a model behind an
+``api_base`` = DSPy's native client (lm15); else a LiteLLM model string."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 import dspy
 
+from modules import retries
 from modules.config import local_setup, role_config
 from modules.local_engine import EngineSpec, LocalEngine
-from modules.served_engine import ServedEngine
 from modules.settings import LOCAL_LM
 
 MAX_AUTO_SLOTS = 16  # each slot reserves n_ctx tokens of KV cache (~12 KB/token for 0.5B)
@@ -31,7 +32,9 @@ class LMConfig:
     n_parallel: int = 1
     cache: bool = True
     response_schema: bool | None = None
-    served_engine: str = "native"  # api_base models: "native" (ServedEngine) or "litellm"
+    served_engine: str = "native"  # api_base models: "native" (DSPy's lm15) or "litellm"
+    request_timeout: float = 600.0  # seconds per HTTP request
+    retries: int = 6  # transient HTTP failures retried (in DSPy's loop, modules/retries.py)
     local_model: str = "llm"  # the pinned local model (modules/model_store.py MODELS key)
     field_chars: dict[str, int] | None = None  # the local engine's JSON-schema field caps
 
@@ -66,20 +69,7 @@ def build_lm(config: LMConfig) -> dspy.LM:
             "such as 'openai/gpt-4o-mini' or 'hosted_vllm/Qwen/Qwen2.5-7B-Instruct'"
         )
     if config.api_base and config.served_engine == "native":
-        engine = ServedEngine(
-            config.model,
-            config.api_base,
-            config.api_key,
-            response_schema=wants_response_schema(config),
-        )
-        return dspy.LM(
-            config.model,
-            engine=engine,
-            max_tokens=config.max_tokens,
-            temperature=config.temperature,
-            cache=config.cache,
-            num_retries=0,  # the engine retries transient failures itself
-        )
+        return served_lm(config)
     if wants_response_schema(config):
         register_response_schema(config.model)
     extra: dict[str, Any] = {}
@@ -93,9 +83,82 @@ def build_lm(config: LMConfig) -> dspy.LM:
         max_tokens=config.max_tokens,
         temperature=config.temperature,
         cache=config.cache,
-        num_retries=3,
+        num_retries=config.retries,
+        timeout=config.request_timeout,
         **extra,
     )
+
+
+SERVED_PROVIDER = "sage-served"
+VLLM_BASE = "http://localhost:8000/v1"  # lm15's vLLM preset (each LM sets its own api_base)
+SERVED_SCHEMALESS = "sage-served-json"  # the same, without the signature's JSON schema
+
+
+def register_served_providers() -> None:
+    """Declare the providers DSPy's native client (lm15) uses for every model behind an
+    ``api_base``: an OpenAI-compatible chat server whose models honour a JSON schema in
+    ``response_format`` (vLLM, SGLang, llama.cpp's server), and one whose models are asked
+    for plain JSON (``response_schema = false``). Done on import, so a saved program's LM
+    state loads in any sage process."""
+    from dspy._vendor.lm15.features import AccessPolicy
+    from dspy.lm15 import ModelSupport, ProviderDefinition, register_provider
+
+    for name, schema in ((SERVED_PROVIDER, True), (SERVED_SCHEMALESS, False)):
+        access = AccessPolicy(provider=name, env_keys=("SAGE_API_KEY",), base_url=VLLM_BASE)
+        definition = ProviderDefinition.chat(access, compat="vllm")
+        register_provider(definition, supports=ModelSupport(response_schema=schema))
+
+
+register_served_providers()
+
+
+def served_lm(config: LMConfig) -> dspy.LM:
+    """DSPy's own client (lm15's pooled standard-library transport, sync and async; within
+    2 % of sage's former engine per call, docs/BENCHMARKS.md) against an OpenAI-compatible
+    server. The signature's JSON schema is sent (the provider declares it), DSPy retries
+    transient failures with sage's policy (modules/retries.py), and ``dump_state`` saves it
+    with a program (without the key)."""
+    model = served_model(config.model, wants_response_schema(config))
+    retries.install(retries.RetryPolicy(retries=config.retries))
+    ENDPOINTS[model] = str(config.api_base)
+    return dspy.LM(
+        model,
+        api_base=config.api_base,
+        api_key=config.api_key or "none",  # a keyless local server
+        timeout=config.request_timeout,
+        max_tokens=config.max_tokens,
+        temperature=config.temperature,
+        cache=config.cache,
+        num_retries=config.retries,
+        callbacks=[retries.CALL_TIMER],
+    )
+
+
+def served_model(model: str, schema: bool = True) -> str:
+    """'hosted_vllm/Qwen/Qwen2.5-7B-Instruct' -> 'sage-served/Qwen/Qwen2.5-7B-Instruct' (the
+    server knows the model by the part after the provider)."""
+    return f"{SERVED_PROVIDER if schema else SERVED_SCHEMALESS}/{served_name(model)}"
+
+
+def served_name(model: str) -> str:
+    """'hosted_vllm/Qwen/Qwen2.5-7B-Instruct' -> 'Qwen/Qwen2.5-7B-Instruct' (what the server
+    knows the model as)."""
+    return model.split("/", 1)[1] if "/" in model else model
+
+
+ENDPOINTS: dict[str, str] = {}  # served model -> its api_base, for error lines
+
+
+def lm_failure(exc: BaseException) -> str | None:
+    """One line for a served LM's error that failed a seed: 'POST URL/chat/completions:
+    HTTP 400 (model m): first line of the answer', or None for another error."""
+    model = getattr(exc, "model", None)
+    if model not in ENDPOINTS:
+        return None
+    status = getattr(exc, "status", None)
+    what = f"HTTP {status}" if status else type(exc).__name__
+    detail = " ".join(str(exc).removeprefix(f"[{model}]").split())[:200]
+    return f"POST {ENDPOINTS[model]}/chat/completions: {what} (model {model}): {detail}"
 
 
 def wants_response_schema(config: LMConfig) -> bool:
@@ -149,4 +212,6 @@ def lm_config(settings: Any, role: str = "generator", requests_in_flight: int = 
         response_schema=settings.response_schema,
         local_model=local_model,
         field_chars=field_chars,
+        request_timeout=settings.request_timeout,
+        retries=settings.retries,
     )

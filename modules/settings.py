@@ -74,8 +74,26 @@ class Settings(BaseSettings):
     served_engine: str = Field(
         "native",
         pattern="^(native|litellm)$",
-        description="How models behind an endpoint are called: native (one pooled HTTP "
-        "client, the lightest path) or litellm.",
+        description="How models behind an endpoint are called: native (DSPy's own pooled "
+        "HTTP client, lm15) or litellm.",
+    )
+    request_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds one LM or retriever request may take before it is "
+        "retried (a timeout is transient).",
+    )
+    retries: int = Field(
+        6,
+        ge=0,
+        description="Retries of a transient HTTP failure (429, 5xx, 408, timeout, "
+        "reset), Retry-After honoured, else jittered backoff capped at 60 s; in one layer.",
+    )
+    max_concurrency: int = Field(
+        64,
+        ge=1,
+        description="Most seeds in flight under `--concurrency auto` (the default "
+        "against a served model).",
     )
 
     profile: Profile | None = Field(

@@ -25,7 +25,7 @@ def generate(
     from flows.generate import generate_dataset
 
     settings: Settings = ctx.obj.settings(task_runner=task_runner)
-    runner = build_task_runner(settings.task_runner, params.concurrency)
+    runner = build_task_runner(settings.task_runner, params.widest(settings))
     overrides = {**ctx.obj.overrides, "task_runner": task_runner}
     summary = generate_dataset.with_options(task_runner=runner)(params, overrides)
     emit(summary, as_json, _run_headline(summary))

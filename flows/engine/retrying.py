@@ -1,22 +1,19 @@
-"""Which failures a Prefect task retries (transient LM and Qdrant errors, nothing else),
-and the retry options every retried task declares."""
+"""Which failures a Prefect task retries, and the retry options every retried task declares.
+
+HTTP failures of the served LMs and the Search-R1 retriever are retried once, in their own
+client (modules/retries.py: DSPy's retry loop with sage's delay, Retry-After honoured); a
+task never retries them again on top, so a seed whose LM or retriever keeps failing fails
+after that one layer with a line naming the endpoint. A task retries only what no client
+retries: an unreachable Qdrant server (qdrant-client has no retry of its own).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dspy.utils.exceptions import LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError
 from qdrant_client.http.exceptions import ResponseHandlingException
 
-TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    LMRateLimitError,
-    LMServerError,
-    LMTimeoutError,
-    LMTransportError,
-    ResponseHandlingException,
-)
+TRANSIENT: tuple[type[BaseException], ...] = (ResponseHandlingException,)
 
 
 def is_transient(task_obj: Any, task_run: Any, state: Any) -> bool:

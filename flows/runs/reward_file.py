@@ -55,7 +55,7 @@ def module_body(source: str) -> str:
 
 def _function_sources() -> list[str]:
     from modules.judge import number_guard
-    from modules.served_engine import served_name
+    from modules.lm import served_name
 
     return [inspect.getsource(number_guard), inspect.getsource(served_name)]
 
@@ -95,7 +95,7 @@ def reward_source(
         HEADER.format(run_id=run_id, reward=reward),
         "from __future__ import annotations\n",
         f"# --- sage modules/textnorm.py ---\n{module_body(inspect.getsource(textnorm))}",
-        "# --- sage modules/judge.py, modules/served_engine.py ---\n",
+        "# --- sage modules/judge.py, modules/lm.py ---\n",
         *_function_sources(),
         f"# --- sage modules/screening.py ---\n{module_body(inspect.getsource(screening))}",
         "# --- the reward ---\n",

@@ -17,8 +17,8 @@ import urllib.request
 from typing import Any
 
 from modules.judge import number_guard
+from modules.lm import served_name
 from modules.screening import screen_answer
-from modules.served_engine import served_name
 from modules.textnorm import exact_match, gold_recall
 
 # sage:config-begin

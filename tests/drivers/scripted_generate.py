@@ -2,7 +2,7 @@
 
 Real Prefect, real embedded Qdrant, real checkpointing; only the LMs are scripted
 (tests/helpers.py RuleLM). `fail_first` > 0 makes the first N agent calls raise a
-transient transport error, to exercise task retries.
+transient transport error, to exercise the one retry layer (DSPy's, as for served LMs).
 """
 
 import sys
@@ -34,6 +34,7 @@ def main() -> None:
         "agent": RuleLM(agent_rule, delay),
         "judge": RuleLM(demo_agent_rule, delay),
     }
+    lms["agent"].num_retries = 3  # as a served LM: DSPy's loop retries, the task does not
     runtime.role_lm = lambda _settings, role, _in_flight=1: lms[role]
     with temporary_api():  # as the sage CLI does: the API dies with this process
         params = GenerateParams(

@@ -102,11 +102,12 @@ def test_sigterm_exits_at_once_and_the_run_resumes(workdir):
     assert seeds == {"s00000", "s00001"}
 
 
-def test_transient_lm_failure_is_retried_by_the_task(workdir):
+def test_transient_lm_failure_is_retried_in_one_layer_not_by_the_task(workdir):
     proc = _driver(workdir, "retry", delay=0.0, fail_first=2, seeds=1)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
-    assert "Retry 1/3" in out and "FAILURES_LEFT 0" in out
+    assert "FAILURES_LEFT 0" in out and "failed:" not in out  # DSPy's loop retried the calls
+    assert "Retry 1/3" not in out  # and the Prefect task never re-ran the seed
     rounds = [json.loads(x) for x in _lines(workdir / "runs" / "retry" / "checkpoints.jsonl")]
     # the scripted agent answers right in one search: accepted at once where S=1; where S=2
     # too easy, then (the scripted reviser writes the same pair) too easy again, the last round
