@@ -1,28 +1,28 @@
-"""Which validated items go to the filtered copy: strict mode also needs the re-verified
-difficulty (fresh attempts solved the item in at least S searches)."""
+"""Which validated items go to the filtered copy and to exports: strict mode also needs the
+re-verified difficulty (fresh attempts solved the item in at least S searches)."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.validate import keeps
+from modules.flags import FLAGS, column, drops, kept
 
-CLEAN = {"leakage": None, "near_duplicate_of": None, "ambiguous_rival": None,
-         "reverify_pass": True, "difficulty_confirmed": True}  # fmt: skip
+CLEAN = {column(f): False for f in FLAGS}
 
 
 @pytest.mark.parametrize(
-    ("change", "lenient", "strict"),
+    ("flag", "lenient", "strict"),
     [
-        ({}, True, True),
-        ({"difficulty_confirmed": False}, True, False),  # solved, but in fewer than S searches
-        ({"difficulty_confirmed": None, "reverify_pass": None}, True, True),  # not re-verified
-        ({"reverify_pass": False, "difficulty_confirmed": False}, False, False),
-        ({"leakage": "answer_in_question"}, False, False),
-        ({"near_duplicate_of": "r:s1"}, False, False),
-        ({"ambiguous_rival": "brennick"}, False, False),
+        (None, True, True),
+        ("difficulty_not_confirmed", True, False),  # solved, but in fewer than S searches
+        ("reverify_failed", False, False),
+        ("leakage", False, False),
+        ("near_duplicate", False, False),
+        ("ambiguous", False, False),
+        ("single_passage", False, False),
+        ("contaminated", False, False),
     ],
 )
-def test_strict_also_needs_confirmed_difficulty(change, lenient, strict):
-    row = {**CLEAN, **change}
-    assert (keeps(row, strict=False), keeps(row, strict=True)) == (lenient, strict)
+def test_strict_also_needs_confirmed_difficulty(flag, lenient, strict):
+    row = {**CLEAN, **({column(flag): True} if flag else {})}
+    assert (kept(row, drops(strict=False)), kept(row, drops(strict=True))) == (lenient, strict)
