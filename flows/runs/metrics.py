@@ -126,9 +126,7 @@ def compute_metrics(df: pl.DataFrame, rounds: int) -> dict[str, Any]:
         "per_target_steps": per_s,
         "funnel": {
             "seeds": final.height,
-            "generated": df.filter(
-                (pl.col("round") == 0) & _WRITTEN
-            ).height,
+            "generated": df.filter((pl.col("round") == 0) & _WRITTEN).height,
             "ever_correct": df.filter(pl.col("pass_at_k"))["seed_id"].n_unique(),
             "generation_failed": df.filter(pl.col("question").is_null()).height,
             "accepted": accepted,

@@ -65,7 +65,7 @@ def test_report_html_escapes_model_text_and_keeps_the_json_inert(tmp_path):
         "models": {"generator": "g", "agent": "a", "judge": "j"},
     }))  # fmt: skip
     rows = [{"seed_id": "s1", "round": 0, "status": "accepted", "target_steps": 2,
-             "attempts": 4, "n_correct": 1, "pass_at_k": True, "avg_at_k": 0.25,
+             "question": evil, "attempts": 4, "n_correct": 1, "pass_at_k": True, "avg_at_k": 0.25,
              "min_searches": 2, "mean_searches": 2.0, "lm_calls": 9, "tokens": 90,
              "seconds": 1.0}]  # fmt: skip
     metrics = compute_metrics(candidates_frame(rows), rounds=1)
