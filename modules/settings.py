@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     )
     local_models: dict[str, str] | None = Field(
         None,
-        description="Pinned local model per role, e.g. {\"generator\": \"llm15\"}: llm "
+        description='Pinned local model per role, e.g. {"generator": "llm15"}: llm '
         "(Qwen2.5-Coder 0.5B) or llm15 (1.5B); unnamed roles take the profile's.",
     )
     n_ctx: int = Field(8192, ge=512, description="Context window per slot of the local model.")
