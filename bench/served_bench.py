@@ -20,7 +20,8 @@ checkpoints) in a subprocess on the demo corpus, and records:
   services; ``efficiency_with_startup`` uses ``wall_s``). Ideal = latency x (G + A /
   min(W, K)) / C,
   where G counts generator and reviser calls (sequential within a seed), A agent and judge
-  calls (K attempts of which W run at once) and C the seeds in flight: the time the run
+  calls (K attempts of which W run at once) and C the seeds in flight (under a
+  ``--rate-limit`` N, at most N): the time the run
   would take if sage itself cost nothing. Undefined at latency 0.
 - ``rss_mb``: peak resident memory of the sage process tree (the CLI, its Prefect API, Dask
   workers), sampled every 0.5 s; ``rss_growth_kb_per_call``: the slope of that memory over
@@ -137,7 +138,8 @@ def run_cell(
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     g = server.calls["research"] + server.calls["write"] + server.calls["revise"]
     agent = calls - g
-    ideal = latency * (g + agent / min(workers, 4)) / width if latency else None
+    lanes = min(width, a.rate_limit) if a.rate_limit else width  # what the server allows
+    ideal = latency * (g + agent / min(workers, 4)) / lanes if latency else None
     summary = json.loads(out)
     flow_wall = float(summary["wall_seconds"])  # the generation itself, after start-up
     fixed_s, fixed_calls = a.startup if getattr(a, "startup", None) else (0.0, 0)

@@ -93,13 +93,17 @@ class GenerateParams(FlowParams):
 
     def window(self, settings: Settings) -> AdaptiveWindow | FixedWindow:
         """Seeds in flight: N, or under auto an AIMD window against a served generator or
-        agent, and 1 against the local model (its slots are fixed)."""
+        agent (with Dask workers, whose calls it cannot see: the maximum), and 1 against the
+        local model (its slots are fixed)."""
         if self.concurrency != "auto":
             return FixedWindow(int(self.concurrency))
         served = any(settings.endpoint(role)[0] for role in ("generator", "agent"))
         if not served:
             return FixedWindow(1)
-        return AdaptiveWindow(self.max_concurrency or settings.max_concurrency)
+        widest = self.max_concurrency or settings.max_concurrency
+        if settings.task_runner != "thread":  # the LM calls (the signals) are in other processes
+            return FixedWindow(widest)
+        return AdaptiveWindow(widest)
 
     def widest(self, settings: Settings) -> int:
         """The most seeds ever in flight (threads and local slots are sized for it)."""
