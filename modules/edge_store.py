@@ -28,7 +28,7 @@ from typing import Any
 
 from modules.embeddings import DENSE_DIM, SparseVec
 from modules.errors import SageError
-from modules.store import DENSE, RRF_K, SPARSE, StorePoint
+from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint
 
 FORMAT = {"backend": "qdrant-edge", "format": 1}
 SEARCH_THREADS = 1  # per query: Edge holds the GIL, and a 2nd thread cost 4x the CPU (bench)

@@ -13,7 +13,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from modules.embeddings import DENSE_DIM, SparseVec
-from modules.store import DENSE, RRF_K, SPARSE, StorePoint
+from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint
 
 
 class ServerStore:

@@ -12,27 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from modules.embeddings import SparseVec
 from modules.errors import SageError
-
-DENSE = "dense"
-SPARSE = "bm25"
-RRF_K = 2  # Qdrant's default rank constant: the ranking sage has always had
-
-
-@dataclass
-class StorePoint:
-    """A point as the store keeps it: id, payload, vectors, and a score from a query."""
-
-    id: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    dense: list[float] | None = None
-    sparse: SparseVec | None = None
-    score: float = 0.0
+from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint  # noqa: F401 - the interface
 
 
 class VectorStore(Protocol):
