@@ -125,16 +125,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--data-dir", type=Path, default=None, help="default: a temporary dir")
+    ap.add_argument("--append", action="store_true", help="add runs to an existing --out")
     ap.add_argument("extra", nargs="*", help="more `sage demo` options, after --")
     a = ap.parse_args()
     data_dir = a.data_dir or Path(tempfile.mkdtemp(prefix="sage-demo-bench-"))
+    command = " ".join(["python -m bench.demo_bench", *sys.argv[1:]])
     result: dict[str, Any] = {
-        "command": " ".join(["python -m bench.demo_bench", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commands": [],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "goal": GOAL,
         "runs": [],
     }
+    if a.append and a.out.exists():
+        result = json.loads(a.out.read_text())
+    result["commands"] = [*result.get("commands", []), f"{time.strftime('%F %T %Z')}: {command}"]
     for seed in a.seeds:
         result["runs"].append(run_one(seed, data_dir, a.extra))
         result["summary"] = summarize(result["runs"])
