@@ -37,6 +37,7 @@ from flows.generate import GenerateParams, Ledger, build_manifest, check_retriev
 from flows.generate import open_runtime as open_generate_runtime
 from flows.reports.experiment import write_outputs
 from flows.reports.experiment_table import NO_TARGET, build_table
+from flows.reports.run_reports import write_run_reports
 from flows.runs import finalise as ds
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
 from flows.runs.store import LATEST, RunStore, config_conflict, models_of, new_run_id
@@ -257,6 +258,7 @@ def run_arm(
     say(f"arm {arm}: {len(arm_plan)} seeds, {len(ledger.done)} with checkpoints")
     run_seeds(arm_plan, gp, runtime, runtime.job, ledger)
     ds.finalise(store, arm_plan, gp)
+    write_run_reports(store.path)
     (root / LATEST).unlink(missing_ok=True)  # finalise points <runs>/latest at its run
     return pl.read_parquet(store.path / "candidates.parquet")
 

@@ -31,6 +31,7 @@ from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, hidden, option
 from flows.engine.progress import generate_tracker, round_done, round_line, say
 from flows.engine.retrying import retried
+from flows.reports.run_reports import write_run_reports
 from flows.runs import finalise as ds
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
 from flows.runs.store import RunStore, endpoints_of, models_of, new_run_id, rounds_in_order
@@ -290,7 +291,9 @@ def generate_dataset(
     t0 = time.perf_counter()
     window = params.window(settings)
     stop_reason = run_seeds(plan, params, runtime, job, ledger, window)
-    summary = ds.finalise(store, plan, params) | {
+    finalised = ds.finalise(store, plan, params)
+    write_run_reports(store.path)
+    summary = finalised | {
         "concurrency": window.record(),
         "run_id": params.run_id,
         "run_dir": str(store.path.resolve()),

@@ -13,7 +13,6 @@ validation resumes.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
 from flows.engine.params import FlowParams, argument, option
 from flows.engine.retrying import retried
+from flows.reports.run_reports import write_run_reports
 from flows.reports.tables import md_table
 from flows.runs import finalise as ds
 from flows.runs.store import RunStore, models_of, new_run_id, resolve_run_dir
@@ -356,14 +356,8 @@ def _publish(summary: dict, vstore: RunStore, rdir: Path, manifest: dict) -> Non
         markdown=(vstore.path / "validation.md").read_text(),
         key=artifact_key("sage", manifest["run_id"], "validation", vstore.run_id, "report"),
     )
-    try:
-        from flows.reports.html import write_html_report
-        from flows.reports.markdown import write_report
-
-        metrics = rdir / "metrics.json"
-        if metrics.exists():  # the funnel gets this validation's flags
-            write_report(rdir, manifest, json.loads(metrics.read_text()))
-        write_html_report(rdir)
+    try:  # the funnel gets this validation's flags
+        write_run_reports(rdir)
     except Exception as exc:  # the report is a convenience: never fail validation for it
         get_run_logger().warning("HTML report not written: %s", exc)
 

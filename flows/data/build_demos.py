@@ -19,6 +19,7 @@ from typing import Any
 import dspy
 from dspy.teleprompt import LabeledFewShot
 
+from flows.data import BUNDLED_PROGRAM
 from modules.adapter import json_adapter
 from modules.agent import render_trajectory
 from modules.context import clip
@@ -28,7 +29,6 @@ from modules.signatures import ANSWER_SOURCES, NextStep, ResearchStep, WriteQA
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "demo" / "corpus.jsonl"
-BUNDLED_PROGRAM = HERE / "programs" / "small.json"
 PASSAGE_CHARS = 220  # a passage in a demo trajectory
 NOTE_CHARS = 260  # a note in a demo
 DOC_CHARS = 420  # the seed document of a generator demo

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
-from flows.engine.progress import Listener, Snapshot, say
+from flows.engine.snapshot import Listener, Snapshot, say
 
 
 class PlainDisplay:

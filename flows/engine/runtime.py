@@ -11,6 +11,7 @@ from typing import Any
 
 import dspy
 
+from flows.data import BUNDLED_PROGRAM
 from modules.agent import SearchAgent
 from modules.attempts import Verifier
 from modules.config import LM_ROLES as ROLES
@@ -55,8 +56,6 @@ def open_program(
     lms = SageLMs(*(role_lm(settings, role, in_flight) for role in ROLES))
     sage = Sage(retriever, lms, config)
     if config.bundled_program:  # the small profile's few-shot demos (flows/data/build_demos.py)
-        from flows.data.build_demos import BUNDLED_PROGRAM
-
         load_program(sage, BUNDLED_PROGRAM)
     if program:
         load_program(sage, Path(program))

@@ -8,8 +8,6 @@ from typing import Any
 
 import polars as pl
 
-from flows.reports.html import write_html_report
-from flows.reports.markdown import write_report
 from flows.runs.metrics import candidates_frame, compute_metrics
 from flows.runs.store import RunStore, rounds_in_order
 from modules.status import Status, seed_done
@@ -127,8 +125,9 @@ def _traces(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
-    """Rebuild every derived artifact from the checkpoints (idempotent). The log is streamed:
-    only round summaries are held in memory, traces go straight to traces.jsonl."""
+    """Rebuild every derived data artifact from the checkpoints (idempotent; the reports are
+    ``flows/reports/run_reports.py``'s). The log is streamed: only round summaries are held
+    in memory, traces go straight to traces.jsonl."""
     done = group_rounds(summary_of(r) for r in store.iter_records())
     flat = [r for rs in done.values() for r in rs]
     cands = candidates_frame(flat)
@@ -143,7 +142,5 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     metrics["processed_seeds"] = len(done)
     metrics["duplicate_questions_dropped"] = duplicates
     store.write_json("metrics.json", metrics)
-    write_report(store.path, store.read_manifest(), metrics)
-    write_html_report(store.path)
     store.mark_latest()
     return {"accepted": len(rows), "metrics": metrics}
