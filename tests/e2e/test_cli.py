@@ -49,7 +49,7 @@ def test_models_list_json(tmp_path):
     res = run("models", "list", "--json", env={"SAGE_MODELS_DIR": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)["models"]
-    assert {r["key"] for r in rows} == {"llm", "embedder"}
+    assert {r["key"] for r in rows} == {"llm", "llm15", "embedder"}
     assert not any(r["installed"] for r in rows)  # empty models dir
 
 
