@@ -48,20 +48,23 @@ ASCENT = "Who led the first ascent of Mount Oskarrow?"
 SYMPHONY = "Who composed the Symphony of the Shoals?"
 CAPITAL = "What is the capital of Tarvessa?"
 # Clear-cut cases the local 0.5B model decides right by itself (method "llm"): the gold in a
-# sentence is correct; another ship's name is not. None is an exact match or has a number.
+# sentence is correct. None is an exact match or has a number.
 MODEL_DECIDES = [
     (SHIP, "Marrow Gull", "The first survey of Skellis was carried by the Marrow Gull.", True),
     (ASCENT, "Ferrin Vashti", "The first ascent of Mount Oskarrow was led by Ferrin Vashti.",
      True),
     (SYMPHONY, "Ada Venn", "It was composed by Ada Venn.", True),
     (CAPITAL, "Brennick", "The capital of Tarvessa is Brennick.", True),
-    (SHIP, "Marrow Gull", "Grey Heron", False),
 ]  # fmt: skip
 # Another person or city in a sentence is just as clear-cut, but the 0.5B model says
 # "correct" to these (measured: it over-accepts entities of the gold's type); the judge still
 # rejects them, because none shares a word with the gold (the overlap guard). Which of the
 # two decides is not asserted: a better judge prompt may let the model get them right.
+# "Grey Heron" for "Marrow Gull" was rejected by the model itself until the judge showed the
+# response as quoted, untrusted data (the injection defence); since then it says "correct"
+# to it as well.
 JUDGE_REJECTS = [
+    (SHIP, "Marrow Gull", "Grey Heron"),
     (ASCENT, "Ferrin Vashti", "The first ascent of Mount Oskarrow was led by Osric Tarn."),
     (SYMPHONY, "Ada Venn", "It was composed by Halvard Drenn."),
     (CAPITAL, "Brennick", "The capital of Tarvessa is Quessel."),
