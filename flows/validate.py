@@ -461,13 +461,8 @@ def _write_datasets(vstore: RunStore, items: list[dict], rows: list[dict]) -> No
     kept = [i for i in items if i["id"] in kept_ids]
     vstore.write_parquet("dataset.filtered.parquet", pl.DataFrame(kept, schema=ds.DATASET_SCHEMA))
     vstore.write_jsonl("dataset.filtered.jsonl", kept)
-    cols = [flags.column(f) for f in flags.FLAGS]
-    flagged = [it | {c: r[c] for c in cols} for it, r in zip(items, rows, strict=True)]
-    schema = ds.DATASET_SCHEMA | {c: pl.Boolean() for c in cols}
     rdir = vstore.path.parent.parent
-    run = RunStore(rdir.parent, rdir.name)
-    run.write_parquet("dataset.parquet", pl.DataFrame(flagged, schema=schema))
-    run.write_jsonl("dataset.jsonl", flagged)
+    ds.write_dataset(RunStore(rdir.parent, rdir.name), items, {r["id"]: r for r in rows})
 
 
 def contamination_columns(match: Any) -> dict[str, Any]:

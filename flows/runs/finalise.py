@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 
 from flows.runs.metrics import candidates_frame, compute_metrics
-from flows.runs.store import RunStore, rounds_in_order
+from flows.runs.store import RunStore, latest_in, rounds_in_order
+from modules import flags
 from modules.status import Status, seed_done
 
 DATASET_SCHEMA: dict[str, pl.DataType] = {
@@ -29,6 +30,7 @@ DATASET_SCHEMA: dict[str, pl.DataType] = {
     "verified": pl.Boolean(),
     "relaxed": pl.Boolean(),
 }
+FLAG_COLUMNS = tuple(flags.column(f) for f in flags.FLAGS)
 RELAXED_MIN_SEARCHES = 2  # the SAGE code's --min_search_step for its relaxed last round
 
 
@@ -124,6 +126,33 @@ def _traces(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
                    **(r.get("detail") or {})}  # fmt: skip
 
 
+def latest_flags(store: RunStore) -> dict[str, dict[str, Any]] | None:
+    """The ``flag_*`` columns of the run's latest validation, by item id (None: no
+    validation with flags), so a dataset rewritten after it keeps them."""
+    latest = latest_in(store.path / "validation")
+    path = latest / "validation.parquet" if latest else None
+    if path is None or not path.exists():
+        return None
+    frame = pl.read_parquet(path)
+    if not set(FLAG_COLUMNS) <= set(frame.columns):
+        return None
+    return {r["id"]: r for r in frame.select(["id", *FLAG_COLUMNS]).iter_rows(named=True)}
+
+
+def write_dataset(
+    store: RunStore, rows: list[dict[str, Any]], flagged: dict[str, dict[str, Any]] | None
+) -> None:
+    """``dataset.parquet`` / ``.jsonl``: the items, with a validation's ``flag_*`` columns
+    when ``flagged`` ({id: flags}) is given (an item it did not check: null flags)."""
+    schema = dict(DATASET_SCHEMA)
+    if flagged is not None:
+        none = dict.fromkeys(FLAG_COLUMNS)
+        rows = [r | {c: (flagged.get(r["id"]) or none)[c] for c in FLAG_COLUMNS} for r in rows]
+        schema |= {c: pl.Boolean() for c in FLAG_COLUMNS}
+    store.write_parquet("dataset.parquet", pl.DataFrame(rows, schema=schema))
+    store.write_jsonl("dataset.jsonl", rows)
+
+
 def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
     """Rebuild every derived data artifact from the checkpoints (idempotent; the reports are
     ``flows/reports/run_reports.py``'s). The log is streamed: only round summaries are held
@@ -133,9 +162,7 @@ def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[s
     cands = candidates_frame(flat)
     store.write_parquet("candidates.parquet", cands)
     rows, duplicates = dataset_rows(done, params)
-    data = pl.DataFrame(rows, schema=DATASET_SCHEMA)
-    store.write_parquet("dataset.parquet", data)
-    store.write_jsonl("dataset.jsonl", rows)
+    write_dataset(store, rows, latest_flags(store))
     store.write_jsonl("traces.jsonl", _traces(store.iter_records()))
     metrics = compute_metrics(cands, params.rounds)
     metrics["planned_seeds"] = len(plan)

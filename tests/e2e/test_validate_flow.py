@@ -99,6 +99,14 @@ def test_validate_flags_planted_leak_and_duplicates_and_flags_the_dataset(
     validate_run(ValidateParams(run_dir=str(run_dir), validation_id="v1", max_searches=3))
     assert len(scripted_lms.prompts) == calls
     assert (vdir / "checkpoints.jsonl").read_text().count("\n") == lines
+    # a resumed `sage generate` finalises again: the run's dataset keeps the flags (#23)
+    store = RunStore(run_dir.parent, run_dir.name)
+    manifest = store.read_manifest()
+    ds.finalise(store, manifest["seeds"], GenerateParams(**manifest["params"]))
+    again = pl.read_parquet(run_dir / "dataset.parquet")
+    assert again.equals(data)
+    lines = [json.loads(x) for x in (run_dir / "dataset.jsonl").read_text().splitlines()]
+    assert [x["flag_leakage"] for x in lines] == v["flag_leakage"].to_list()
 
 
 def test_html_report_renders_in_headless_chromium(run_dir, scripted_lms, monkeypatch, tmp_path):
