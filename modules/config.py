@@ -40,6 +40,7 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "reviser_notes_chars": None,
         "judge_min_gold_recall": 0.0, "judge_number_guard": False,
         "regenerate_failed": False, "reask_repeats": False,
+        "generator_min_searches": 0,
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
         "field_chars": None, "bundled_program": False,
     },
@@ -52,6 +53,8 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "reviser_notes_chars": 5000,
         "judge_min_gold_recall": 0.5, "judge_number_guard": True,
         "regenerate_failed": True, "reask_repeats": True,
+        # the generator searches (the seed's title) before it may write
+        "generator_min_searches": 1,
         # which pinned local model (modules/model_store.py key) each role loads
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
         # maxLength of these JSON-schema fields when the local engine decodes them
@@ -70,7 +73,7 @@ BUDGETS = (
 )  # fmt: skip
 KNOBS = (
     "judge_min_gold_recall", "judge_number_guard", "regenerate_failed", "reask_repeats",
-    "local_models", "field_chars", "bundled_program",
+    "generator_min_searches", "local_models", "field_chars", "bundled_program",
 )  # fmt: skip
 EXECUTION_ONLY = frozenset({"attempt_workers"})  # knobs a resumed run may change
 
@@ -117,6 +120,7 @@ class SageConfig:
     judge_number_guard: bool = False
     regenerate_failed: bool = False
     reask_repeats: bool = False
+    generator_min_searches: int = 0
     local_models: dict[str, str] = field(default_factory=dict)
     field_chars: dict[str, int] | None = None
     bundled_program: bool = False
@@ -149,12 +153,14 @@ class SageConfig:
         return cls(**values)
 
     def resume_conflict(self, old: dict[str, Any]) -> str | None:
-        """The first knob a resumed run changed (as 'name: old -> new'), or None."""
-        new = self.record()
+        """The first knob a resumed run changed (as 'name: old -> new'), or None. A knob
+        the old record lacks (added since) counts as its default, the behaviour before it."""
+        new, before = self.record(), SageConfig().record()
         for key in ["profile", *sorted((set(old) | set(new)) - {"profile"})]:
-            if key in EXECUTION_ONLY or old.get(key) == new.get(key):
+            was = old.get(key, before.get(key))
+            if key in EXECUTION_ONLY or was == new.get(key):
                 continue
-            return f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+            return f"{key}: {was!r} -> {new.get(key)!r}"
         return None
 
 

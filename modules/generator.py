@@ -146,6 +146,7 @@ class Generator(dspy.Module):
         notes_chars: int | None = None,
         answer_source: str = "seed",
         doc_chars: int | None = None,
+        min_searches: int = 0,
     ):
         super().__init__()
         if answer_source not in ANSWER_SOURCES:
@@ -159,6 +160,7 @@ class Generator(dspy.Module):
         self.passage_chars = passage_chars
         self.notes_chars = notes_chars
         self.doc_chars = doc_chars
+        self.min_searches = min_searches
         self.research = dspy.Predict(ResearchStep)
         self.write = dspy.Predict(WriteQA)
 
@@ -190,12 +192,23 @@ class Generator(dspy.Module):
                 return  # two malformed steps in a row
             query = str(pred.query or "").strip()
             if pred.action == "write" or not query or query.lower() in seen_queries:
-                draft.trace.append({"type": "write", "reasoning": pred.reasoning})
-                return
+                query = self._required_query(draft, searches, seen_queries)
+                if not query:
+                    draft.trace.append({"type": "write", "reasoning": pred.reasoning})
+                    return
             seen_queries.add(query.lower())
             self._search(draft, query, pred.reasoning)
             searches += 1
         draft.trace.append({"type": "forced_write", "reason": f"search budget {budget} spent"})
+
+    def _required_query(self, draft: Draft, searches: int, seen: set[str]) -> str:
+        """The seed's title as the query when the model writes before ``min_searches``
+        searches (the small profile: the 0.5-1.5B models write from the seed alone)."""
+        title = str(draft.notes[0].get("title") or "").strip()
+        if searches >= self.min_searches or not title or title.lower() in seen:
+            return ""
+        draft.trace.append({"type": "required_search", "min_searches": self.min_searches})
+        return title
 
     def _research_step(self, draft: Draft, searches_left: int) -> Any:
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:

@@ -161,6 +161,7 @@ class Sage(dspy.Module):
             retriever, lms.generator, adapter, 3, cfg.generator_searches,
             passage_chars=cfg.generator_passage_chars, notes_chars=cfg.notes_chars,
             answer_source=cfg.answer_source, doc_chars=cfg.doc_chars,
+            min_searches=min(cfg.generator_min_searches, cfg.generator_searches),
         )  # fmt: skip
         reviser = cfg.role("reviser")
         self.reviser = Reviser(

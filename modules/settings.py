@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     reask_repeats: bool | None = Field(
         None, description="A repeated agent query is sent back to the model, not searched."
     )
+    generator_min_searches: int | None = Field(
+        None,
+        ge=0,
+        description="The generator searches at least this often before it writes "
+        "(the seed's title when it would write sooner).",
+    )
     regenerate_failed: bool | None = Field(
         None, description="A seed whose generation failed is regenerated next round (else dropped)."
     )

@@ -168,3 +168,13 @@ def test_a_failed_generation_is_dropped_under_paper_and_regenerated_under_small(
         got = [r.status for r in res.rounds]
         assert got[0] == statuses[0] and len(got) == len(statuses), (profile, got)
         assert res.rounds[0].candidate is None and res.rounds[0].error
+
+
+def test_a_knob_added_since_the_run_started_resumes_at_its_old_behaviour():
+    old = profile_config("paper", attempts=4).record()
+    old.pop("generator_min_searches")  # a manifest written before the knob existed
+    assert profile_config("paper", attempts=4).resume_conflict(old) is None
+    old_small = profile_config("small", attempts=4).record()
+    old_small.pop("generator_min_searches")
+    conflict = profile_config("small", attempts=4).resume_conflict(old_small)
+    assert conflict == "generator_min_searches: 0 -> 1"
