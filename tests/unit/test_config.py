@@ -116,10 +116,17 @@ def test_a_resumed_run_may_change_execution_knobs_only():
     assert back == profile_config("paper", attempts=4)
 
 
-def _pair(answer: str) -> list[dict]:
+def _writes(profile: str) -> list[dict]:
+    """The research steps that choose to write: one more under a profile whose generator
+    must search first (its required search of the seed's title comes between them)."""
+    step = {"reasoning": "enough", "action": "write", "query": ""}
+    return [step] * (1 + profile_config(profile).generator_min_searches)
+
+
+def _pair(answer: str, profile: str = "paper") -> list[dict]:
     plan = [{"sub_question": "Which country?", "sub_answer": answer, "passage": "P1"}]
     return [
-        {"reasoning": "enough", "action": "write", "query": ""},
+        *_writes(profile),
         {"reasoning": "chain", "question": "Which country hosts the shoals festival?",
          "answer": answer, "plan": plan},
     ]  # fmt: skip
@@ -135,7 +142,7 @@ def test_a_capable_judges_yes_for_an_alias_stands_under_paper_only(profile, stat
     judge = ScriptedLM([{"extracted_answer": "USA", "reasoning": "same", "correct": True}])
     for lm in (agent, judge):
         lm.cache = False
-    lms = SageLMs(ScriptedLM(_pair("United States")), agent, judge)
+    lms = SageLMs(ScriptedLM(_pair("United States", profile)), agent, judge)
     sage = Sage(OverlapRetriever(TOY_PASSAGES), lms, profile_config(profile, attempts=1, rounds=0))
     res = sage(document="d", target_steps=2)
     assert res.rounds[0].status == status
@@ -155,10 +162,9 @@ def test_no_target_is_accepted_on_pass_at_k_alone_and_told_multiple():
 
 
 def test_a_failed_generation_is_dropped_under_paper_and_regenerated_under_small():
-    garbage = [{"reasoning": "x", "action": "write", "query": ""}, {"__raw__": "nope"},
-               {"__raw__": "nope"}]  # fmt: skip
+    garbage = [{"__raw__": "nope"}, {"__raw__": "nope"}]
     for profile, statuses in (("paper", ["discarded"]), ("small", ["generation_failed", "x"])):
-        gen = ScriptedLM(garbage + _pair("United States"))
+        gen = ScriptedLM(_writes(profile) + garbage + _pair("United States", profile))
         gen.cache = False
         agent = ScriptedLM([{"reasoning": "k", "action": "answer", "text": "United States"}])
         cfg = profile_config(profile, attempts=1, rounds=1)
