@@ -45,23 +45,30 @@ def cached_vectors(settings: Any, key_files: list[Path], texts: list[str]) -> np
     return vecs
 
 
-def published_items(root: Path | None) -> tuple[list[str], list[str], list[Path]]:
-    """Ids (``<version>:<id>``), questions and files of every published version, oldest
-    first; an item repeated across versions is counted once (its first version)."""
-    ids, questions, files, seen = [], [], [], set()
+def versions(root: Path | None) -> list[tuple[str, Path]]:
+    """(name, dataset.parquet) of every published version, oldest first."""
     if root is None or not Path(root).is_dir():
-        return ids, questions, files
-    for v in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.is_symlink()):
-        f = v / "dataset.parquet"
-        if v.name == LATEST or not f.exists():
-            continue
-        files.append(f)
-        for row in pl.read_parquet(f, columns=["id", "question"]).iter_rows(named=True):
-            if row["id"] not in seen:
-                seen.add(row["id"])
-                ids.append(f"{v.name}:{row['id']}")
-                questions.append(row["question"])
-    return ids, questions, files
+        return []
+    dirs = sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.is_symlink())
+    files = [(v.name, v / "dataset.parquet") for v in dirs if v.name != LATEST]
+    return [(name, f) for name, f in files if f.exists()]
+
+
+def published_items(settings: Any, root: Path | None) -> tuple[list[str], np.ndarray]:
+    """Ids (``<version>:<id>``) and question vectors of every published version, oldest
+    first; an item repeated across versions is counted once (its first version). Each
+    version's vectors are cached by that file's hash, so a nightly run embeds only the
+    version published since the last one (the cache key is per file, not the whole set)."""
+    ids, parts, seen = [], [], set()
+    for name, f in versions(root):
+        rows = pl.read_parquet(f, columns=["id", "question"])
+        vecs = cached_vectors(settings, [f], rows["question"].to_list())
+        keep = [k for k, i in enumerate(rows["id"].to_list()) if i not in seen]
+        seen.update(rows["id"].to_list())
+        ids += [f"{name}:{rows['id'][k]}" for k in keep]
+        parts.append(vecs[keep])
+    vectors = np.vstack(parts) if parts else embed(settings.models_dir, [])
+    return ids, vectors
 
 
 def near_duplicates(
@@ -69,8 +76,7 @@ def near_duplicates(
 ) -> dict[int, dict[str, Any]]:
     """{item index: {near_duplicate_of, duplicate_cosine}} against earlier items and
     versions (ids of published items are ``<version>:<id>``)."""
-    pids, pq, files = published_items(Path(published) if published else None)
-    prior = cached_vectors(settings, files, pq) if pq else embed(settings.models_dir, [])
+    pids, prior = published_items(settings, Path(published) if published else None)
     run_ids = {i["id"] for i in items}
     keep = [k for k, pid in enumerate(pids) if pid.split(":", 1)[1] not in run_ids]
     pids, prior = [pids[k] for k in keep], prior[keep]  # a run is not its own duplicate
