@@ -116,7 +116,9 @@ def paraphrase_lm(models_dir: Path, model: str) -> tuple:
     return build_lm(cfg), dspy.Predict(Paraphrase)
 
 
-def paraphrases(evals: list[dict], models_dir: Path, model: str, limit: int) -> dict:
+def paraphrases(
+    evals: list[dict], models_dir: Path, model: str, limit: int, generate: bool = True
+) -> dict:
     """{eval id: paraphrase} for a seeded sample of ``limit`` eval questions, cached under
     ``PARA_DIR`` (outside the repo) so a re-run does not call the model again."""
     from modules.adapter import json_adapter
@@ -128,7 +130,7 @@ def paraphrases(evals: list[dict], models_dir: Path, model: str, limit: int) -> 
         lines = [x for x in cache.read_text().splitlines() if x.endswith("}")]  # a cut line
         done = {r["id"]: r for r in map(json.loads, lines)}
     todo = [e for e in evals[:limit] if e["id"] not in done]
-    if todo:
+    if todo and generate:
         lm, pred = paraphrase_lm(models_dir, model)
         cache.parent.mkdir(parents=True, exist_ok=True)
         meter, adapter = Meter(), json_adapter()
@@ -145,7 +147,7 @@ def paraphrases(evals: list[dict], models_dir: Path, model: str, limit: int) -> 
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 done[e["id"]] = rec
-    return {e["id"]: done[e["id"]] for e in evals[:limit]}
+    return {e["id"]: done[e["id"]] for e in evals[:limit] if e["id"] in done}
 
 
 def names(text: str) -> set[str]:
@@ -241,8 +243,9 @@ def rates(cases: list[dict], matches: list, split: str | None = None) -> dict:
 
 
 def lm_paraphrases(evals: list[dict], models_dir: Path, model: str, limit: int) -> tuple:
-    """({eval id: paraphrase} of the real ones, a report: counts, drop reasons, seconds)."""
-    recs = paraphrases(evals, models_dir, model, limit) if limit else {}
+    """({eval id: paraphrase} of the real ones, a report: counts, drop reasons, seconds).
+    A negative ``limit`` uses the first ``-limit`` eval questions' cached ones only."""
+    recs = paraphrases(evals, models_dir, model, abs(limit), limit > 0) if limit else {}
     answers = {e["id"]: e["answers"][0] for e in evals}
     why = {i: paraphrase_check(r, answers[i]) for i, r in recs.items()}
     good = {i: r["paraphrase"].strip() for i, r in recs.items() if why[i] is None}
@@ -288,6 +291,30 @@ RULES = (
 )
 
 
+def screen_pair_rate(vectors, threshold: float = 0.92) -> dict:
+    """On real, distinct questions: the share of pairs at or above the near-duplicate
+    threshold and above the int8 screen's cut (what the screen must rescore), and the
+    share of 4,096-column row-tiles that share predicts at 200k questions."""
+    import numpy as np
+
+    from modules.dedup import SCREEN_COLS, unit_rows
+    from modules.dedup_int8 import Int8Screen
+
+    m = unit_rows(vectors)
+    screen = Int8Screen(m, threshold)
+    sims = (m @ m.T)[np.triu_indices(len(m), 1)]
+    cut = threshold - screen.bound
+    rate = float((sims >= cut).mean())
+    return {
+        "questions": len(m),
+        "pairs": len(sims),
+        "share_at_threshold": round(float((sims >= threshold).mean()), 6),
+        "screen_cut_cosine": round(cut, 4),
+        "share_above_cut": round(rate, 6),
+        "predicted_rescored_row_tiles": round(1 - (1 - rate) ** SCREEN_COLS, 4),
+    }
+
+
 def bench_decontam(data: Path, seed: int, model: str, limit: int) -> dict:
     import numpy as np
 
@@ -320,6 +347,9 @@ def bench_decontam(data: Path, seed: int, model: str, limit: int) -> dict:
         "eval_questions": len(evals),
         "items": len(cases),
         "embed_seconds": round(embed_s, 2),
+        "real_question_pairs": screen_pair_rate(
+            np.vstack([ev, it[[c["kind"] == "unrelated" for c in cases]]])
+        ),
         "paraphrases": para_report,
         "grid": grid,
         "default": {"n": decontam.N_GRAM, "cosine": decontam.COSINE} | rates(cases, default),
@@ -458,7 +488,12 @@ def main() -> None:
     ap.add_argument("--solver-items", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--para-model", default="llm15", help="local model that paraphrases")
-    ap.add_argument("--paraphrases", type=int, default=80, help="eval questions paraphrased")
+    ap.add_argument(
+        "--paraphrases",
+        type=int,
+        default=80,
+        help="eval questions paraphrased (negative: from the cache only)",
+    )
     ap.add_argument("--only", default="", help="comma list: decontam,embedding,dedup,solver")
     ap.add_argument("--dedup-child", type=int)
     ap.add_argument("--first", type=int, default=0)
