@@ -21,6 +21,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def owner(files: list[str]) -> str:
+    """Whose code allocated what grew: the frame nearest the allocation that is in sage's
+    query cache, Prefect, DSPy, sage's flows or sage's modules (the standard library and
+    pydantic are looked through)."""
+    buckets = (
+        ("modules/embeddings.py", "sage query cache (bounded)"),
+        ("/prefect/", "prefect"),
+        ("/dspy/", "dspy"),
+        ("/flows/", "sage flows"),
+        ("/modules/", "sage modules"),
+    )
+    for name in reversed(files):
+        for part, who in buckets:
+            if part in name:
+                return who
+    return "other"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", type=Path, required=True)
@@ -42,6 +60,7 @@ def main() -> None:
     server = StubServer(0.0)
     snaps: dict[int, tracemalloc.Snapshot] = {}
     done = {"n": 0}
+    calls_at: dict[int, int] = {}
     original = gen.Ledger.add
 
     def add(self, rounds):  # count finished seeds, snapshot at the two marks
@@ -52,7 +71,8 @@ def main() -> None:
 
             gc.collect()
             snaps[done["n"]] = tracemalloc.take_snapshot()
-            print("snapshot at seed", done["n"], "calls", sum(server.calls.values()), flush=True)
+            calls_at[done["n"]] = sum(server.calls.values())
+            print("snapshot at seed", done["n"], "calls", calls_at[done["n"]], flush=True)
 
     gen.Ledger.add = add
     tracemalloc.start(a.frames)
@@ -61,10 +81,9 @@ def main() -> None:
         attempts=4, rounds=1, steps="2-3", max_searches=4, generator_searches=2,
         run_id=f"trace-{os.getpid()}",
     )  # fmt: skip
-    calls_at: dict[int, int] = {}
     with temporary_api():
         gen.generate_dataset(params, {"lm": "openai/stub", "api_base": server.url})
-    calls_at = sum(server.calls.values())
+    calls_total = sum(server.calls.values())
     server.close()
     first, last = snaps[a.first], snaps[a.last]
     filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
@@ -75,10 +94,17 @@ def main() -> None:
         top.append({"size_diff_kb": round(st.size_diff / 1024, 1),
                     "count_diff": st.count_diff, "traceback": frames})  # fmt: skip
     total = sum(st.size_diff for st in stats) / 1024
+    calls = calls_at[a.last] - calls_at[a.first]
+    owners: dict[str, float] = {}
+    for st in stats:
+        who = owner([f.filename for f in st.traceback])
+        owners[who] = owners.get(who, 0.0) + st.size_diff / 1024
     report = {"seeds": [a.first, a.last], "total_growth_kb": round(total, 1),
-              "lm_calls_total": calls_at, "top": top}  # fmt: skip
+              "lm_calls_between": calls, "kb_per_call": round(total / max(1, calls), 2),
+              "kb_by_owner": {k: round(v, 1) for k, v in sorted(owners.items())},
+              "lm_calls_total": calls_total, "top": top}  # fmt: skip
     a.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({"total_growth_kb": report["total_growth_kb"]}))
+    print(json.dumps({k: report[k] for k in ("total_growth_kb", "kb_per_call", "kb_by_owner")}))
     for t in top[:12]:
         print(t["size_diff_kb"], "KB", t["count_diff"], "objs")
         for line in t["traceback"][-6:]:

@@ -60,10 +60,21 @@ _METER_FIELDS = frozenset(Meter.__dataclass_fields__)
 
 def lm_context(lm: Any | None, adapter: Any | None) -> Any:
     """dspy.context with the role's LM (None = the configured one) and adapter, and without
-    DSPy's per-LM call history (up to 10,000 prompts and answers each, ~10 KB a call: the
-    memory a long run would otherwise grow by)."""
+    what DSPy keeps of every call unless asked: its per-LM call history and, when no caller
+    opened a trace of its own (an optimizer's ``dspy.context(trace=[])`` is kept), the
+    process-wide trace (up to 10,000 predictor inputs and predictions each, ~4 KB a call:
+    the memory a long run would otherwise grow by)."""
     overrides = {k: v for k, v in (("lm", lm), ("adapter", adapter)) if v is not None}
+    if dspy.settings.trace is _default_trace():
+        overrides["trace"] = None
     return dspy.context(**overrides, disable_history=True)
+
+
+def _default_trace() -> Any:
+    """The trace list every thread sees when no ``dspy.context(trace=...)`` is open."""
+    from dspy.dsp.utils.settings import main_thread_config
+
+    return main_thread_config["trace"]
 
 
 def safe_predict(
