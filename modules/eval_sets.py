@@ -6,7 +6,6 @@ a record of no known format is one ``SageError`` naming the file, line and field
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from modules.errors import SageError
+from modules.json_records import json_records
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -70,22 +70,8 @@ def _records(path: Path) -> Iterator[tuple[str, Any, str]]:
         for i, rec in enumerate(frame.iter_rows(named=True), start=1):
             yield f"{path}:{i}", rec, str(i)
         return
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SageError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-        for i, rec in enumerate(data):
-            yield f"{path}[{i}]", rec, str(i)
-        return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SageError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            yield f"{path}:{lineno}", rec, str(lineno)
+    for where, rec, position in json_records(path):
+        yield where, rec, str(position)
 
 
 def eval_files(path: Path) -> list[Path]:

@@ -8,7 +8,6 @@ Bad records raise a ``SageError`` naming the file, line (or list index) and fiel
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from modules.errors import SageError
+from modules.json_records import json_lines, json_records
 
 FORMATS = ("sage", "hotpotqa", "musique", "qa")
 
@@ -43,16 +43,7 @@ def _answers(values: list[Any], where: str, key: str) -> list[str]:
 
 
 def _jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise SageError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-    return rows
+    return [(where, rec) for where, rec, _ in json_lines(path)]
 
 
 def load_hotpotqa(path: Path) -> list[QAItem]:
@@ -78,17 +69,8 @@ def load_hotpotqa(path: Path) -> list[QAItem]:
 
 def load_musique(path: Path) -> list[QAItem]:
     """MuSiQue: a JSON list (or JSON lines) of {id, question, answer, answer_aliases, ...}."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SageError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-        recs = [(f"{path}[{i}]", r) for i, r in enumerate(data)]
-    else:
-        recs = _jsonl(path)
     items = []
-    for where, rec in recs:
+    for where, rec, _ in json_records(path):
         qid = str(_need(rec, "id", where))
         hops = qid.split("__", 1)[0]
         group = hops[:4] if hops[:1].isdigit() else "unknown"
