@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefect import flow
 
-from flows.engine.params import FlowParams, option
+from flows.engine.params import (
+    Attempts,
+    FlowParams,
+    GeneratorSearches,
+    MaxSearches,
+    Rounds,
+    RunId,
+    Steps,
+    option,
+)
 from flows.generate import GenerateParams, generate_dataset
 from flows.index import IndexParams, index_corpus
 from flows.runs.showcase import showcase
@@ -32,15 +41,27 @@ REAL_SIZE_HINT = (
 class DemoParams(FlowParams):
     """What `sage demo` takes: a generation sized to finish in minutes on a CPU."""
 
+    SHARES: ClassVar[tuple[str, ...]] = (
+        "seeds",
+        "attempts",
+        "rounds",
+        "steps",
+        "max_searches",
+        "generator_searches",
+        "answer_types",
+        "seed",
+        "run_id",
+    )
+
     seeds: int = option(1, "Seed documents to process.", ge=1)
-    attempts: int = option(2, "Search-agent attempts K (run at once).", ge=1)
-    rounds: int = option(1, "Feedback rounds R.", ge=0)
-    steps: str = option("2", "Target searches S.")
-    max_searches: int = option(3, "Search-agent budget.", ge=0)
-    generator_searches: int = option(2, "Generator search budget.", ge=0)
+    attempts: Attempts = option(2, "Search-agent attempts K (run at once).")
+    rounds: Rounds = 1
+    steps: Steps = "2"
+    max_searches: MaxSearches = 3
+    generator_searches: GeneratorSearches = 2
     answer_types: str = option("date", "Answer types drawn per seed.")
     seed: int = option(0, "Random seed (the seed plan and every sample).")
-    run_id: str | None = option(None, "Run id (re-use to resume).")
+    run_id: RunId = option(None, "Run id (re-use to resume).")
 
 
 @flow(name="sage-demo")
@@ -53,11 +74,11 @@ def demo(params: DemoParams, settings_overrides: dict[str, Any] | None = None) -
     local = set((overrides.get("local_models") or settings.local_models).values())
     model_store.ensure_models(settings.models_dir, (*sorted(local), "embedder"))
     index = index_corpus(IndexParams(path=str(DEMO_CORPUS), collection=DEMO_COLLECTION), overrides)
-    gen = GenerateParams(
+    gen = GenerateParams.of(
+        params,
         collection=DEMO_COLLECTION,
         attempt_workers=params.attempts,  # the K attempts run at once, in parallel model slots
         prefer_docs=list(DEMO_SEEDS),
-        **params.model_dump(),
     )
     summary = generate_dataset(gen, overrides)
     return {"index": index, **summary, "showcase": showcase(Path(summary["run_dir"]))}

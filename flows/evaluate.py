@@ -7,9 +7,7 @@ per attempt), ``eval_metrics.json``, ``eval_report.md`` and ``traces.jsonl``.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,14 +19,24 @@ from flows.data.qa_sets import QAItem, load_qa
 from flows.engine import futures
 from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
-from flows.engine.params import FlowParams, argument, option
+from flows.engine.params import (
+    Attempts,
+    AttemptWorkers,
+    Collection,
+    FlowParams,
+    MaxSearches,
+    RunId,
+    argument,
+    option,
+)
 from flows.engine.progress import RunTracker, Snapshot
 from flows.engine.retrying import retried
 from flows.engine.runtime import open_verifier
 from flows.reports.tables import md_table
-from flows.runs.store import RunStore, models_of, new_run_id
+from flows.runs.manifest import run_manifest
+from flows.runs.records import QuestionRecord
+from flows.runs.store import RunStore, new_run_id
 from modules.attempts import Verifier
-from modules.config import build_config
 from modules.errors import SageError
 from modules.seeding import stable_int
 from modules.settings import Settings, load_settings
@@ -45,27 +53,17 @@ class EvaluateParams(FlowParams):
     fmt: Literal["sage", "hotpotqa", "musique", "qa"] = option(
         "sage", "sage | hotpotqa | musique | qa (JSON lines).", flag="--format"
     )
-    collection: str | None = option(None, "Collection to search [SAGE_COLLECTION].")
-    attempts: int = option(1, "Agent attempts K per question.", ge=1)
+    collection: Collection = None
+    attempts: Attempts = option(1, "Agent attempts K per question.")
     limit: int | None = option(None, "Evaluate at most N questions.", ge=1)
     offset: int = option(0, "Skip the first N questions.", ge=0)
-    max_searches: int = option(10, "Search-agent budget.", ge=0)
+    max_searches: MaxSearches = 10
     temperature: float | None = option(
         None, "Agent sampling temperature (default: the profile's).", ge=0.0, le=2.0
     )
     seed: int = option(0, "Sampling seed.")
-    run_id: str | None = option(None, "Evaluation id; re-use to resume.")
-    attempt_workers: int = option(1, "Attempts run in parallel.", ge=1)
-
-
-def question_record(item: QAItem, attempts: list[Any]) -> dict[str, Any]:
-    return {
-        "qid": item.id,
-        "question": item.question,
-        "answers": item.answers,
-        "group": item.group,
-        "attempts": [asdict(a) for a in attempts],
-    }
+    run_id: RunId = option(None, "Evaluation id; re-use to resume.")
+    attempt_workers: AttemptWorkers = option(1, "Attempts run in parallel.")
 
 
 @task(
@@ -74,11 +72,11 @@ def question_record(item: QAItem, attempts: list[Any]) -> dict[str, Any]:
 )
 def solve_question(
     item: QAItem, verifier: Verifier, seed: int, store: RunStore, index: int
-) -> dict[str, Any]:
+) -> QuestionRecord:
     """K judged agent attempts at one question, appended durably to the checkpoint log."""
     attempts = verifier(item.question, item.answers, stable_int(seed, item.id, digits=6) * 16)
-    rec = question_record(item, attempts) | {"index": index}
-    store.append_record(rec)
+    rec = QuestionRecord(item.id, item.question, item.answers, item.group, attempts, index)
+    store.append_record(rec.to_dict())
     return rec
 
 
@@ -101,27 +99,25 @@ ATTEMPT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def attempts_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+def attempts_frame(records: list[QuestionRecord]) -> pl.DataFrame:
     rows = []
     for r in records:
-        for a in r["attempts"]:
-            m = a.get("meter") or {}
+        for a in r.attempts:
+            m = a.meter or {}
             rows.append(
                 {
-                    "qid": r["qid"],
-                    "group": r["group"],
-                    "attempt": a["index"],
-                    "answer": a.get("answer"),
-                    "gold": r["answers"][0],
-                    "correct": bool(a["correct"]),
-                    "judge_method": (a.get("judgement") or {}).get("method"),
-                    "n_searches": a["n_searches"],
-                    "step_calls": a.get("step_calls", 0),
-                    "parse_failures": a.get("parse_failures", 0),
-                    "forced": bool(a.get("forced")),
-                    "forced_right": bool(
-                        a.get("forced") and (a.get("judgement") or {}).get("correct")
-                    ),
+                    "qid": r.qid,
+                    "group": r.group,
+                    "attempt": a.index,
+                    "answer": a.answer,
+                    "gold": r.answers[0],
+                    "correct": bool(a.correct),
+                    "judge_method": (a.judgement or {}).get("method"),
+                    "n_searches": a.n_searches,
+                    "step_calls": a.step_calls,
+                    "parse_failures": a.parse_failures,
+                    "forced": bool(a.forced),
+                    "forced_right": bool(a.forced and (a.judgement or {}).get("correct")),
                     "lm_calls": int(m.get("lm_calls", 0)),
                     "tokens": int(m.get("prompt_tokens", 0)) + int(m.get("completion_tokens", 0)),
                     "seconds": float(m.get("seconds", 0.0)),
@@ -196,13 +192,10 @@ Judge decisions by method: {metrics["judge_methods"]}
 
 def finalise_eval(store: RunStore) -> dict[str, Any]:
     """Rebuild every evaluation artifact from the checkpoints (idempotent)."""
-    records: dict[str, dict[str, Any]] = {}
-    for r in store.load_records():
-        records.setdefault(r["qid"], r)
-    ordered = sorted(records.values(), key=lambda r: r.get("index", 0))
+    ordered = sorted(store.questions().values(), key=lambda r: r.index)
     df = attempts_frame(ordered)
     store.write_parquet("evaluation.parquet", df)
-    store.write_jsonl("traces.jsonl", ordered)
+    store.write_jsonl("traces.jsonl", (r.to_dict() for r in ordered))
     metrics = eval_metrics(df)
     store.write_json("eval_metrics.json", metrics)
     store.write_text("eval_report.md", eval_report(store.read_manifest(), metrics))
@@ -212,8 +205,7 @@ def finalise_eval(store: RunStore) -> dict[str, Any]:
 def _open_verifier(params: EvaluateParams, settings: Settings) -> tuple[Verifier, str]:
     if params.temperature is not None:
         settings = settings.with_overrides(agent_temperature=params.temperature)
-    config = build_config(settings, attempts=params.attempts, max_searches=params.max_searches,
-                          attempt_workers=params.attempt_workers)  # fmt: skip
+    config = params.sage_config(settings)
     return open_verifier(settings, str(params.collection), config, force_answer=True)
 
 
@@ -232,16 +224,10 @@ def evaluate_agent(
     items = items[params.offset : params.offset + params.limit if params.limit else None]
     store = RunStore(settings.runs_dir, params.run_id)
     verifier, version = _open_verifier(params, settings)
-    manifest = {
-        "kind": "evaluation",
-        "run_id": params.run_id,
-        "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": params.record(),
-        "settings": settings.public_dict(),
-        "models": models_of(settings, ("agent", "judge")),
-        "collection_version": version,
-        "questions": [it.id for it in items],
-    }
+    manifest = run_manifest(
+        "evaluation", params.run_id, params, settings, ("agent", "judge"),
+        collection_version=version, questions=[it.id for it in items],
+    )  # fmt: skip
     resumed = store.start(manifest, params.RESUME_KEYS)
     t0 = time.perf_counter()
     solve_all(items, verifier, params.seed, store)
@@ -258,7 +244,7 @@ def evaluate_agent(
 
 def solve_all(items: list[QAItem], verifier: Verifier, seed: int, store: RunStore) -> None:
     """Every question not answered yet, one at a time (the agent's LM is the bottleneck)."""
-    records = {r["qid"]: r for r in store.iter_records()}
+    records = store.questions()
     done = set(records)
     todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
     logger = get_run_logger()
@@ -272,17 +258,12 @@ def solve_all(items: list[QAItem], verifier: Verifier, seed: int, store: RunStor
             except Exception as exc:  # a question that keeps failing is logged, not fatal
                 logger.error("question %s failed: %s", it.id, exc)
             tracker.cost(it.id, *question_cost(records.get(it.id)))
-            tracker.finished(accepted=sum(solved(r) for r in records.values()))
+            tracker.finished(accepted=sum(r.solved for r in records.values()))
 
 
-def solved(rec: dict[str, Any]) -> bool:
-    """Some attempt at the question was judged right (pass@K)."""
-    return any(a.get("correct") for a in rec["attempts"])
-
-
-def question_cost(rec: dict[str, Any] | None) -> tuple[int, int]:
+def question_cost(rec: QuestionRecord | None) -> tuple[int, int]:
     """(LM calls, tokens) of a question's attempts."""
-    meters = [a.get("meter") or {} for a in (rec or {}).get("attempts", [])]
+    meters = [a.meter or {} for a in (rec.attempts if rec else [])]
     calls = sum(int(m.get("lm_calls", 0)) for m in meters)
     tokens = sum(
         int(m.get("prompt_tokens", 0)) + int(m.get("completion_tokens", 0)) for m in meters
@@ -290,11 +271,11 @@ def question_cost(rec: dict[str, Any] | None) -> tuple[int, int]:
     return calls, tokens
 
 
-def eval_tracker(run_id: str, total: int, records: list[dict[str, Any]]) -> RunTracker:
+def eval_tracker(run_id: str, total: int, records: list[QuestionRecord]) -> RunTracker:
     """The progress of an evaluation: questions done and solved, LM calls, tokens."""
-    n_solved = sum(solved(r) for r in records)
+    n_solved = sum(r.solved for r in records)
     snap = Snapshot(run_id, len(records), total, "questions", n_solved, label="solved")
-    return RunTracker(snap, {r["qid"]: question_cost(r) for r in records})
+    return RunTracker(snap, {r.qid: question_cost(r) for r in records})
 
 
 def _publish(metrics: dict[str, Any], store: RunStore, params: EvaluateParams) -> None:
@@ -305,7 +286,8 @@ def _publish(metrics: dict[str, Any], store: RunStore, params: EvaluateParams) -
         description=f"agent evaluation {store.run_id} on {Path(params.dataset).name}",
     )
     create_markdown_artifact(
-        markdown=(store.path / "eval_report.md").read_text(), key=f"{key}-report"
+        markdown=(store.path / "eval_report.md").read_text(),
+        key=artifact_key("sage", store.run_id, "evaluation", "report"),
     )
 
 

@@ -13,7 +13,6 @@ against resampling. Every round of every arm is checkpointed; the same --run-id 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import socket
 import time
@@ -30,7 +29,18 @@ from flows.engine import futures
 from flows.engine import runtime as engine
 from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
-from flows.engine.params import FlowParams, option
+from flows.engine.params import (
+    Attempts,
+    AttemptWorkers,
+    Collection,
+    FlowParams,
+    GeneratorSearches,
+    MaxSearches,
+    Rounds,
+    RunId,
+    Steps,
+    option,
+)
 from flows.engine.progress import RunTracker, Snapshot, round_done, round_line, say
 from flows.engine.retrying import retried
 from flows.generate import GenerateParams, Ledger, build_manifest, check_retriever, run_seeds
@@ -39,8 +49,9 @@ from flows.reports.experiment import write_outputs
 from flows.reports.experiment_table import NO_TARGET, build_table
 from flows.reports.run_reports import write_run_reports
 from flows.runs import finalise as ds
+from flows.runs.manifest import run_manifest
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
-from flows.runs.store import LATEST, RunStore, config_conflict, models_of, new_run_id
+from flows.runs.store import LATEST, RunStore, config_conflict, new_run_id
 from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
 from modules.config import LM_ROLES
 from modules.errors import SageError
@@ -72,19 +83,36 @@ class ExperimentParams(FlowParams):
         "generator_searches", "program", "answer_types", "answer_source", "corpus",
     )  # fmt: skip
 
-    collection: str | None = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
+    SHARES: ClassVar[tuple[str, ...]] = (
+        "collection",
+        "seeds",
+        "attempts",
+        "seed",
+        "concurrency",
+        "attempt_workers",
+        "max_searches",
+        "generator_searches",
+        "program",
+        "answer_types",
+        "answer_source",
+        "corpus",
+    )
+
+    collection: Collection = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
     seeds: int = Field(..., description="Seeds: paired observations per arm.", ge=1)
-    steps: str = option("2-5", "Target searches S of the feedback/resample arms: N, LO-HI, S:N,...")
-    rounds: int = option(3, "Rounds R after round 0 (the table's +1 ... +R).", ge=1)
-    attempts: int = option(4, "Search-agent attempts K per round.", ge=1)
+    steps: Steps = option(
+        "2-5", "Target searches S of the feedback/resample arms: N, LO-HI, S:N,..."
+    )
+    rounds: Rounds = option(3, "Rounds R after round 0 (the table's +1 ... +R).", ge=1)
+    attempts: Attempts = option(4, "Search-agent attempts K per round.")
     arms: str = option(",".join(ARMS), "Arms: no-target,feedback,resample (any of them).")
     seed: int = option(0, "Random seed: the seed plan and the bootstrap.")
-    run_id: str | None = option(None, "Run id; re-use it to resume.")
+    run_id: RunId = None
     bootstrap: int = option(2000, "Bootstrap resamples for the 95 % intervals.", ge=100)
     concurrency: int = option(1, "Seeds processed at once.", ge=1)
-    attempt_workers: int = option(1, "K attempts run at once (a served LLM, slots).", ge=1)
-    max_searches: int = option(10, "Search-agent budget.", ge=0)
-    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    attempt_workers: AttemptWorkers = option(1, "K attempts run at once (a served LLM, slots).")
+    max_searches: MaxSearches = 10
+    generator_searches: GeneratorSearches = 20
     program: str | None = option(None, "Optimized program file to load.")
     answer_types: str = option("entity,date,number", "Answer types drawn per seed.")
     answer_source: Literal["seed", "any"] = option("seed", "seed | any: where the answer is.")
@@ -109,15 +137,13 @@ class ExperimentParams(FlowParams):
     def arm_params(self, arm: str) -> GenerateParams:
         """The generate parameters of one arm (or of the shared round 0)."""
         no_s = arm == NO_TARGET
-        return GenerateParams(
-            collection=self.collection, seeds=self.seeds, steps="any" if no_s else self.steps,
-            rounds=0 if no_s else self.rounds, attempts=self.attempts,
-            strategy=arm if arm in ("feedback", "resample") else "feedback", seed=self.seed,
-            run_id=arm, concurrency=self.concurrency, attempt_workers=self.attempt_workers,
-            max_searches=self.max_searches, generator_searches=self.generator_searches,
-            program=self.program, answer_types=self.answer_types,
-            answer_source=self.answer_source, corpus=self.corpus,
-        )  # fmt: skip
+        return GenerateParams.of(
+            self,
+            steps="any" if no_s else self.steps,
+            rounds=0 if no_s else self.rounds,
+            strategy=arm if arm in ("feedback", "resample") else "feedback",
+            run_id=arm,
+        )
 
 
 class _RoundZeroDone(Exception):
@@ -222,17 +248,10 @@ def start_experiment(
     check a resumed one: (the plan, resumed?)."""
     plan = plan_seeds(runtime.doc_ids(), parse_steps(params.steps), params.seeds, params.seed,
                       None, parse_answer_types(params.answer_types))  # fmt: skip
-    manifest = {
-        "run_id": params.run_id,
-        "kind": EXPERIMENT,
-        "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": params.record(),
-        "settings": settings.public_dict(),
-        "models": models_of(settings),
-        "collection_version": runtime.collection_version,
-        "config": runtime.job.config.record(),
-        "seeds": plan,
-    }
+    manifest = run_manifest(
+        EXPERIMENT, params.run_id, params, settings, collection_version=runtime.collection_version,
+        config=runtime.job.config.record(), seeds=plan,
+    )  # fmt: skip
     resumed = _check_resume(root, str(params.run_id), manifest)
     store = RunStore(root.parent, EXPERIMENT)
     store.start(manifest, ExperimentParams.RESUME_KEYS)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import importlib.metadata as md
 import json
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -28,15 +25,29 @@ from flows.engine import futures
 from flows.engine.artifacts import artifact_key
 from flows.engine.concurrency import AdaptiveWindow, FixedWindow
 from flows.engine.interrupts import prompt_exit
-from flows.engine.params import FlowParams, hidden, option
+from flows.engine.params import (
+    Attempts,
+    AttemptWorkers,
+    Collection,
+    FlowParams,
+    GeneratorSearches,
+    MaxSearches,
+    Rounds,
+    RunId,
+    Steps,
+    hidden,
+    option,
+)
 from flows.engine.progress import generate_tracker, round_done, round_line, say
 from flows.engine.retrying import retried
 from flows.reports.run_reports import write_run_reports
 from flows.runs import finalise as ds
+from flows.runs.manifest import endpoints_of, git_commit, run_manifest, versions
+from flows.runs.records import RoundRecord
 from flows.runs.seeds import parse_answer_types, parse_steps, plan_seeds
-from flows.runs.store import RunStore, endpoints_of, models_of, new_run_id, rounds_in_order
+from flows.runs.store import RunStore, new_run_id, rounds_in_order
 from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
-from modules.config import SageConfig, build_config
+from modules.config import SageConfig
 from modules.errors import SageError
 from modules.lm import lm_failure
 from modules.settings import Settings, load_settings
@@ -50,26 +61,26 @@ class GenerateParams(FlowParams):
         "answer_types", "answer_source", "relaxed_final_round", "corpus",
     )  # fmt: skip
 
-    collection: str | None = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
+    collection: Collection = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
     n: int | None = option(None, "Accepted items wanted.", flag="--n", ge=1)
     seeds: int | None = option(None, "Or: process exactly this many seeds.", ge=1)
-    steps: str = option("2-4", "Target searches S: N, LO-HI or S:COUNT,...")
-    rounds: int = option(2, "Feedback rounds R after round 0.", ge=0)
-    attempts: int = option(4, "Search-agent attempts K per round.", ge=1)
+    steps: Steps = option("2-4", "Target searches S: N, LO-HI or S:COUNT,...")
+    rounds: Rounds = option(2, "Feedback rounds R after round 0.")
+    attempts: Attempts = option(4, "Search-agent attempts K per round.")
     strategy: Literal["feedback", "resample"] = option("feedback", "feedback | resample.")
     seed: int = option(0, "Random seed for the seed plan.")
-    run_id: str | None = option(None, "Run id; re-use it to resume.")
+    run_id: RunId = None
     concurrency: str = option(
         "auto", "Seeds at once: N, or auto (AIMD against a served model; 1 on the local one)."
     )
     max_concurrency: int | None = option(
         None, "Most seeds at once under auto [SAGE_MAX_CONCURRENCY].", ge=1
     )
-    attempt_workers: int = option(1, "K attempts run at once (a served LLM, slots).", ge=1)
+    attempt_workers: AttemptWorkers = option(1, "K attempts run at once (a served LLM, slots).")
     budget_tokens: int | None = option(None, "Stop cleanly after this many tokens.", ge=1)
     keep_unverified: bool = option(False, "Keep never-verified pairs (never exported).")
-    max_searches: int = option(10, "Search-agent budget.", ge=0)
-    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    max_searches: MaxSearches = 10
+    generator_searches: GeneratorSearches = 20
     program: str | None = option(None, "Optimized program file to load.")
     answer_types: str = option(
         "entity,date,number", "Answer types drawn per seed: entity,date,number or entity:2,date:1."
@@ -128,44 +139,15 @@ class GenerateParams(FlowParams):
             raise SageError("give exactly one of --n (accepted items wanted) or --seeds")
         return self
 
-    def sage_config(self, settings: Settings) -> SageConfig:
-        """The run's SAGE configuration: the settings' profile and knobs with this run's
-        loop options."""
-        return build_config(
-            settings, attempts=self.attempts, rounds=self.rounds, strategy=self.strategy,
-            max_searches=self.max_searches, generator_searches=self.generator_searches,
-            attempt_workers=self.attempt_workers, keep_unverified=self.keep_unverified,
-            answer_source=self.answer_source,
-        )  # fmt: skip
+    @classmethod
+    def of(cls, source: FlowParams, **more: Any) -> GenerateParams:
+        """Generate's parameters from the flow that runs it (refresh, demo): the options it
+        shares (``source.SHARES``), with ``more`` on top."""
+        return cls(**{k: getattr(source, k) for k in source.SHARES} | more)
 
     def planned_seeds(self) -> int:
         """How many seeds the plan holds: --seeds, or enough to find --n accepted items."""
         return self.seeds or max(4 * (self.n or 0), (self.n or 0) + 8)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    names = ["prefect", "dspy", "qdrant-client", "fastembed", "polars", "xllamacpp"]
-    out = {}
-    for n in names:
-        try:
-            out[n] = md.version(n)
-        except md.PackageNotFoundError:
-            out[n] = "missing"
-    return out
 
 
 def build_manifest(
@@ -175,19 +157,12 @@ def build_manifest(
     collection_version: str | None,
     program_hash: str,
 ) -> dict[str, Any]:
-    return {
-        "run_id": params.run_id,
-        "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": params.record(),
-        "settings": settings.public_dict(),
-        "models": models_of(settings),
-        "endpoints": endpoints_of(settings),
-        "collection_version": collection_version,
-        "program_hash": program_hash,
-        "packages": _versions(),
-        "git_commit": _git_commit(),
-        "seeds": plan,
-    }
+    """A generation run's manifest (an experiment's arms have one too)."""
+    return run_manifest(
+        None, params.run_id, params, settings, endpoints=endpoints_of(settings),
+        collection_version=collection_version, program_hash=program_hash,
+        packages=versions(), git_commit=git_commit(), seeds=plan,
+    )  # fmt: skip
 
 
 class Ledger:
@@ -243,14 +218,15 @@ def process_seed(seed: dict[str, Any], job: SeedJob, resume: bool) -> list[dict[
     store = RunStore(Path(job.runs_dir), job.run_id)
     sid = seed["seed_id"]
     # a resumed seed, a retry or a rerun (maybe in another process): continue after its rounds
-    done = store.seed_rounds(sid) if resume or not store.first_start(sid) else []
+    done = store.rounds_of(sid) if resume or not store.first_start(sid) else []
     new: list[dict[str, Any]] = []
     logger = get_run_logger()
 
     def on_round(record: dict[str, Any]) -> None:
         rec = {"seed_id": sid, "run_id": job.run_id, **_worker(), **record}
-        store.append_record(rec)  # durable first
-        new.append(ds.summary_of(rec))  # the flow keeps summaries; traces stay on disk
+        typed = RoundRecord.from_dict(rec)
+        store.append_round(typed)  # durable first
+        new.append(typed.summary())  # the flow keeps summaries; traces stay on disk
         line = round_line(rec)
         say(line)
         logger.info(line)  # the task run's log says what each round did

@@ -8,7 +8,6 @@ dev score before and after optimization, whatever it is.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -27,11 +26,18 @@ from flows.data.optimize_data import (
     split,
 )
 from flows.data.qa_sets import FORMATS as QA_FORMATS
-from flows.engine.params import FlowParams, option
+from flows.engine.params import (
+    Attempts,
+    Collection,
+    FlowParams,
+    GeneratorSearches,
+    MaxSearches,
+    option,
+)
 from flows.engine.retrying import retried
-from flows.runs.store import models_of, new_run_id
+from flows.runs.manifest import models_of, now
+from flows.runs.store import new_run_id
 from modules.attempts import Verifier
-from modules.config import build_config
 from modules.errors import SageError
 from modules.optimization import (
     MODULES,
@@ -63,11 +69,11 @@ class OptimizeParams(FlowParams):
     seed: int = option(0, "Split and optimizer seed.")
     max_train: int | None = option(None, "At most N train examples.", ge=1)
     max_dev: int | None = option(None, "At most N dev examples.", ge=1)
-    collection: str | None = option(None, "Collection to search (default: the runs').")
+    collection: Collection = option(None, "Collection to search (default: the runs').")
     out_dir: str = option("programs", "Where program files go.")
-    attempts: int = option(1, "Agent attempts K verifying a pair.", ge=1)
-    max_searches: int = option(10, "Search-agent budget.", ge=0)
-    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    attempts: Attempts = option(1, "Agent attempts K verifying a pair.")
+    max_searches: MaxSearches = 10
+    generator_searches: GeneratorSearches = 20
     max_demos: int = option(2, "Bootstrapped demos per predictor.", ge=0)
     trials: int = option(4, "MIPROv2 trials / GEPA iterations.", ge=1)
 
@@ -127,8 +133,7 @@ def _open(
     params: OptimizeParams, settings: Settings, collection: str
 ) -> tuple[Task, Verifier, Any, str]:
     """The task to optimize, its verifier, the prompt LM and the collection version."""
-    config = build_config(settings, attempts=params.attempts, max_searches=params.max_searches,
-                          generator_searches=params.generator_searches)  # fmt: skip
+    config = params.sage_config(settings)
     verifier, version = runtime.open_verifier(settings, collection, config)
     agent = verifier.agent
     prompt_lm = runtime.role_lm(settings, "generator")
@@ -175,7 +180,7 @@ def optimize_module(
         "seconds": round(time.perf_counter() - t0, 1),
     }
     meta = summary | {
-        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "created": now(),
         "runs": [str(s.path) for s in stores],
         "qa": params.qa,
         "collection": coll,

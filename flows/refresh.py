@@ -3,20 +3,32 @@ publish ``datasets/<name>/<version>/`` with a ``latest`` pointer, keeping the la
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import field_validator
 
 from flows.engine.artifacts import artifact_key
-from flows.engine.params import FlowParams, argument, option
+from flows.engine.params import (
+    Against,
+    Attempts,
+    Collection,
+    FlowParams,
+    GeneratorSearches,
+    MaxSearches,
+    Rounds,
+    Steps,
+    Tag,
+    argument,
+    option,
+)
 from flows.generate import GenerateParams, generate_dataset
 from flows.index import IndexParams, index_corpus
+from flows.runs.manifest import now
 from flows.runs.store import LATEST, RunStore, new_run_id
 from flows.validate import ValidateParams, validate_run
 from modules.errors import SageError
@@ -70,21 +82,30 @@ def _questions(path: Path) -> set[str]:
 class RefreshParams(FlowParams):
     """What `sage refresh` (the nightly job) takes."""
 
+    SHARES: ClassVar[tuple[str, ...]] = (
+        "n",
+        "steps",
+        "rounds",
+        "attempts",
+        "max_searches",
+        "generator_searches",
+    )
+
     corpus: str = argument("Corpus file or directory to re-index.")
     dataset: str = option("default", "Published dataset name.")
-    collection: str | None = option(None, "Collection [SAGE_COLLECTION].")
+    collection: Collection = option(None, "Collection [SAGE_COLLECTION].")
     n: int = option(20, "Accepted items wanted.", flag="--n", ge=1)
-    steps: str = option("2-4", "Target searches S.")
-    rounds: int = option(2, "Feedback rounds R.", ge=0)
-    attempts: int = option(4, "Attempts K.", ge=1)
-    max_searches: int = option(10, "Search-agent budget.", ge=0)
-    generator_searches: int = option(20, "Generator search budget.", ge=0)
+    steps: Steps = "2-4"
+    rounds: Rounds = 2
+    attempts: Attempts = option(4, "Attempts K.")
+    max_searches: MaxSearches = 10
+    generator_searches: GeneratorSearches = 20
     validate_run: bool = option(
         True, "Validate; publish the filtered copy.", flag="--validate/--no-validate"
     )
     validate_attempts: int | None = option(None, "Validation attempts (default: K).", ge=1)
-    tag: bool = option(True, "LLM-tag failure causes in the validation.")
-    against: list[str] = option([], "Eval file/folder to decontaminate against (repeatable).")
+    tag: Tag = option(True, "LLM-tag failure causes in the validation.")
+    against: Against = []
     keep_versions: int = option(7, "Published versions kept.", ge=1)
     datasets_dir: str = option("datasets", "Where datasets are published.")
     seed: int | None = option(None, "Seed of the generation (default: from the time).")
@@ -109,11 +130,9 @@ def nightly_refresh(
     changed = idx["changed_docs"]
     get_run_logger().info("index %s: %d embedded, %d changed documents", idx["version"],
                           idx["embedded"], len(changed))  # fmt: skip
-    gen = generate_dataset(GenerateParams(
-        collection=name, n=p.n, steps=p.steps, rounds=p.rounds, attempts=p.attempts,
+    gen = generate_dataset(GenerateParams.of(
+        p, collection=name, run_id=f"refresh-{p.dataset}-{stamp}", prefer_docs=changed or None,
         seed=p.seed if p.seed is not None else int(stamp.replace("-", "")) % 2**31,
-        run_id=f"refresh-{p.dataset}-{stamp}", max_searches=p.max_searches,
-        generator_searches=p.generator_searches, prefer_docs=changed or None,
     ), overrides)  # fmt: skip
     run_dir, val = Path(gen["run_dir"]), None
     files = {f: run_dir / f for f in PUBLISHED}
@@ -145,7 +164,7 @@ def publish_version(
         "dataset": p.dataset,
         "version": stamp,
         "previous": prev[-1] if prev else None,
-        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "created": now(),
         "corpus": str(p.corpus),
         "collection_version": idx["version"],
         "index": {k: idx[k] for k in ("embedded", "reused", "deleted", "documents", "passages")},

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.engine.runtime import load_documents, open_program, program_hash
+from flows.runs.records import RoundRecord
 from modules.config import SageConfig
 from modules.corpus import sample_documents
 from modules.errors import SageError
@@ -77,11 +78,11 @@ class Runtime:
     def run_seed(
         self,
         seed: dict[str, Any],
-        done_rounds: list[dict[str, Any]],
+        done_rounds: list[RoundRecord],
         on_round: Callable[[dict[str, Any]], None],
     ) -> None:
         """Run the SAGE loop for one seed, resuming after its checkpointed rounds."""
-        resume = [RoundResult.from_dict(r["detail"]) for r in done_rounds]
+        resume = [r.detail for r in done_rounds if r.detail is not None]
         strategy = self.job.config.strategy
         self.program(
             document=seed.get("document") or self.document(seed["doc_id"]),

@@ -12,9 +12,6 @@ validation resumes.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,15 +24,36 @@ from flows import guards
 from flows.engine import futures, runtime
 from flows.engine.artifacts import artifact_key
 from flows.engine.interrupts import prompt_exit
-from flows.engine.params import FlowParams, argument, option
+from flows.engine.params import (
+    Against,
+    FlowParams,
+    RunAttempts,
+    RunMaxSearches,
+    Tag,
+    argument,
+    option,
+)
 from flows.engine.retrying import retried
 from flows.reports.run_reports import write_run_reports
-from flows.reports.tables import md_table
-from flows.runs import finalise as ds
-from flows.runs.store import RunStore, models_of, new_run_id, resolve_run_dir
-from modules import flags, quality, store
-from modules.attempts import Attempt, Verifier, fewest_searches, verdict
-from modules.config import build_config
+from flows.reports.validation import validation_markdown
+from flows.runs.manifest import run_manifest
+from flows.runs.records import RoundRecord
+from flows.runs.store import RunStore, new_run_id, resolve_run_dir
+from flows.runs.validation import (
+    CheckedRun,
+    RowChecks,
+    last_judged,
+    rejected_row,
+    rejected_rows,
+    schema_of,
+    solver_check_cost,
+    solver_name,
+    validation_rows,
+    validation_summary,
+    write_datasets,
+)
+from modules import flags, store
+from modules.attempts import Verifier, fewest_searches
 from modules.errors import SageError
 from modules.eval_sets import EvalItem, load_evals
 from modules.judge import Judge
@@ -55,9 +73,7 @@ class ValidateParams(FlowParams):
     )  # fmt: skip
 
     run_dir: str = argument("A run directory (or runs/latest).")
-    attempts: int | None = option(
-        None, "Fresh agent attempts per item (default: the run's K).", ge=1
-    )
+    attempts: RunAttempts = option(None, "Fresh agent attempts per item (default: the run's K).")
     reverify: bool = option(True, "Re-run the agent on every item.")
     solver_lm: list[str] = option(
         [], "Agent model to re-verify with (repeatable): pass@K, Avg@K, fewest searches columns."
@@ -66,21 +82,25 @@ class ValidateParams(FlowParams):
     checks: str = option(
         "single_passage,closed_book", "Solver checks without search (comma list, or none)."
     )
-    against: list[str] = option([], "Eval file/folder to decontaminate against (repeatable).")
+    against: Against = []
     published: str | None = option(
         None, "Published dataset folder (datasets/NAME) to dedup against."
     )
     ngram: int = option(8, "Contamination: shared normalised n-gram length.", ge=3)
     contam_cosine: float = option(0.85, "Contamination: question cosine (same answer).", gt=0, le=1)
-    max_searches: int | None = option(None, "Agent budget (default: the run's).", ge=0)
+    max_searches: RunMaxSearches = option(None, "Agent budget (default: the run's).")
     dup_threshold: float = option(0.92, "Near-duplicate cosine.", gt=0.0, le=1.0)
     shortcut_k: int = option(3, "Shortcut probe: top-k of the question as query.", ge=1)
     ambiguity_min_agree: int = option(2, "Wrong attempts agreeing on a rival answer.", ge=1)
-    tag: bool = option(True, "LLM-tag failure causes and reasoning types.")
+    tag: Tag = True
     max_tagged: int | None = option(None, "Tag at most N rejected seeds.", ge=0)
     strict: bool = option(False, "The filtered copy also needs re-verified difficulty.")
     validation_id: str | None = option(None, "Validation id; re-use it to resume.")
     seed: int = option(0, "Seed of the fresh attempts.")
+
+    def config_knobs(self) -> dict[str, Any]:
+        """K and the agent's budget (the run's, once the flow has read its manifest)."""
+        return {"attempts": int(self.attempts or 1), "max_searches": int(self.max_searches or 0)}
 
 
 def solver_checks_of(params: ValidateParams) -> tuple[str, ...]:
@@ -90,11 +110,6 @@ def solver_checks_of(params: ValidateParams) -> tuple[str, ...]:
     if bad:
         raise SageError(f"--checks {bad[0]}: unknown check (use {', '.join(CHECKS)} or none)")
     return names
-
-
-def solver_name(model: str) -> str:
-    """A column-safe name of a solver model ("openai/gpt-4o-mini" -> "openai_gpt_4o_mini")."""
-    return re.sub(r"\W+", "_", model).strip("_").lower() or "solver"
 
 
 @dataclass
@@ -112,8 +127,7 @@ class Checkers:
     def open(
         cls, params: ValidateParams, settings: Any, collection: str, overrides: dict[str, Any]
     ) -> Checkers:
-        config = build_config(settings, attempts=int(params.attempts or 1),
-                              max_searches=int(params.max_searches or 0))  # fmt: skip
+        config = params.sage_config(settings)
         verifier, solvers = None, {}
         if params.reverify:
             verifier, _ = runtime.open_verifier(settings, collection, config)
@@ -169,62 +183,21 @@ def check_item(
     **retried(),
     task_run_name="tag-{seed_id}",
 )
-def tag_rejected(seed_id: str, rounds: list[dict], checkers: Checkers, store: RunStore) -> dict:
+def tag_rejected(
+    seed_id: str, rounds: list[RoundRecord], checkers: Checkers, store: RunStore
+) -> dict:
     """Failure cause of a rejected seed, from its last judged round (checkpointed)."""
     rec = rejected_row(seed_id, rounds)
-    if rec["kind_of_failure"] in REVISABLE and checkers.tagger is not None:
-        last = _last_judged(rounds)
-        detail = last["detail"]
-        atts = [Attempt.from_dict(a) for a in detail.get("attempts") or []]
+    last = last_judged(rounds)
+    if rec["kind_of_failure"] in REVISABLE and checkers.tagger is not None and last:
+        atts = last.judged
         best = fewest_searches(atts) if rec["kind_of_failure"] == Status.TOO_EASY else atts[0]
         tag = checkers.tagger.failure(
-            rec["kind_of_failure"], detail.get("candidate") or {}, last["target_steps"],
-            asdict(best),
-        )  # fmt: skip
+            rec["kind_of_failure"], last.candidate, last.target_steps, asdict(best)
+        )
         rec |= {"cause": tag.label, "explanation": tag.explanation}
     store.append_record({"kind": "rejected", **rec})
     return rec
-
-
-def _last_judged(rounds: list[dict]) -> dict | None:
-    judged = [r for r in rounds if (r.get("detail") or {}).get("attempts")]
-    return judged[-1] if judged else None
-
-
-def rejected_row(seed_id: str, rounds: list[dict]) -> dict[str, Any]:
-    last = rounds[-1]
-    judged = _last_judged(rounds)
-    if judged is None:
-        kind = Status.GENERATION_FAILED
-    else:
-        atts = [Attempt.from_dict(a) for a in judged["detail"]["attempts"]]
-        kind = Status.INCORRECT if fewest_searches(atts) is None else Status.TOO_EASY
-    src = judged or last
-    return {
-        "seed_id": seed_id,
-        "final_status": last["status"],
-        "rounds": len(rounds),
-        "kind_of_failure": kind,
-        "question": src.get("question"),
-        "answer": src.get("answer"),
-        "target_steps": last["target_steps"],
-        "cause": kind if kind == Status.GENERATION_FAILED else None,
-        "explanation": (last.get("detail") or {}).get("error") or "",
-    }
-
-
-def _items_and_rounds(run_dir: Path) -> tuple[list[dict], dict[str, list[dict]], dict]:
-    store = RunStore(run_dir.parent, run_dir.name)
-    manifest = store.read_manifest()
-    if manifest.get("kind") == "evaluation":
-        raise SageError(f"{run_dir}: an evaluation, not a generation run")
-    done = ds.group_rounds(store.load_records())
-    path = run_dir / "dataset.parquet"
-    if not path.exists():
-        raise SageError(f"{path}: missing (was the run finalised? re-run `sage generate`)")
-    frame = pl.read_parquet(path)
-    items = frame.select([c for c in ds.DATASET_SCHEMA if c in frame.columns]).to_dicts()
-    return items, done, manifest
 
 
 def _collection(vstore: Any, manifest: dict[str, Any], logger: Any) -> str:
@@ -243,7 +216,8 @@ def validate_run(
 ) -> dict[str, Any]:
     """Validate a run's dataset; write a versioned validation with a filtered copy."""
     rdir = resolve_run_dir(Path(params.run_dir))
-    items, done, manifest = _items_and_rounds(rdir)
+    run = CheckedRun.read(rdir)
+    manifest = run.manifest
     overrides = dict(settings_overrides or {})
     evals, warnings = _evals(params)
     if params.solver_lm:
@@ -262,10 +236,10 @@ def validate_run(
     vstore.start(_manifest(params, manifest, retriever.collection, settings), params.RESUME_KEYS)
     checkers = Checkers.open(params, settings, retriever.collection, dict(settings_overrides or {}))
     with prompt_exit():  # Ctrl-C / SIGTERM leave at once; checked items are kept
-        check_items(items, done, manifest, checkers, vstore)
-        tag_rejected_seeds(items, done, manifest, checkers, vstore)
+        check_items(run, checkers, vstore)
+        tag_rejected_seeds(run, checkers, vstore)
     guard = Guards(evals, warnings)
-    summary = finalise_validation(vstore, items, done, manifest, retriever, settings, params, guard)
+    summary = finalise_validation(vstore, run, retriever, settings, params, guard)
     vstore.mark_latest()
     _publish(summary, vstore, rdir, manifest)
     return summary | {"validation_dir": str(vstore.path.resolve())}
@@ -296,46 +270,32 @@ class Guards:
 def _manifest(
     params: ValidateParams, run: dict[str, Any], collection: str, settings: Any
 ) -> dict[str, Any]:
-    return {
-        "kind": "validation",
-        "run_id": params.validation_id,
-        "of_run": run["run_id"],
-        "created": dt.datetime.now(dt.UTC).isoformat(),
-        "params": params.record(),
-        "collection_version": collection,
-        "models": models_of(settings, ("agent", "judge")),
-    }
+    return run_manifest(
+        "validation", params.validation_id, params, settings, ("agent", "judge"),
+        with_settings=False, of_run=run["run_id"], collection_version=collection,
+    )  # fmt: skip
 
 
-def check_items(
-    items: list[dict], done: dict, manifest: dict, checkers: Checkers, vstore: RunStore
-) -> None:
+def check_items(run: CheckedRun, checkers: Checkers, vstore: RunStore) -> None:
     """Re-verify and tag every item not checked yet (each one checkpointed)."""
     p = checkers.params
     if not (p.reverify or p.tag or checkers.checks is not None):
         return
     checked = {r["id"] for r in vstore.iter_records() if r["kind"] == "item"}
-    by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
-    for it in items:
+    for it in run.items:
         if it["id"] not in checked:
-            detail = by_id.get(it["id"], [{}])[-1].get("detail") or {}
-            detail = {k: detail.get(k) for k in ("candidate", "notes")}
+            last = run.last_round.get(it["id"])
+            detail = {"candidate": last.candidate, "notes": last.notes} if last else {}
             try:
                 futures.result(check_item.submit(it, detail, checkers, vstore))
             except Exception as exc:
                 get_run_logger().error("item %s failed: %s", it["id"], exc)
 
 
-def tag_rejected_seeds(
-    items: list[dict], done: dict, manifest: dict, checkers: Checkers, vstore: RunStore
-) -> None:
+def tag_rejected_seeds(run: CheckedRun, checkers: Checkers, vstore: RunStore) -> None:
     """Tag why each rejected seed failed (up to ``max_tagged``; each one checkpointed)."""
     tagged = {r["seed_id"] for r in vstore.iter_records() if r["kind"] == "rejected"}
-    accepted_ids = {i["id"] for i in items}
-    rejected = [
-        (sid, rs) for sid, rs in sorted(done.items())
-        if f"{manifest['run_id']}:{sid}" not in accepted_ids and rs
-    ]  # fmt: skip
+    rejected = run.rejected
     budget = checkers.params.max_tagged if checkers.params.max_tagged is not None else len(rejected)
     for sid, rs in rejected[:budget]:
         if sid not in tagged:
@@ -362,49 +322,9 @@ def _publish(summary: dict, vstore: RunStore, rdir: Path, manifest: dict) -> Non
         get_run_logger().warning("HTML report not written: %s", exc)
 
 
-VALIDATION_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "question": pl.String(),
-    "answer": pl.String(),
-    "target_steps": pl.Int64(),
-    "leakage": pl.String(),
-    "shortcut_rank": pl.Int64(),
-    "near_duplicate_of": pl.String(),
-    "duplicate_cosine": pl.Float64(),
-    "ambiguous_rival": pl.String(),
-    "reverify_attempts": pl.Int64(),
-    "reverify_correct": pl.Int64(),
-    "reverify_pass": pl.Boolean(),
-    "reverify_min_searches": pl.Int64(),
-    "difficulty_confirmed": pl.Boolean(),
-    "single_passage_id": pl.String(),
-    "single_passage_answer": pl.String(),
-    "passages_tried": pl.Int64(),
-    "closed_book": pl.Boolean(),
-    "closed_book_answer": pl.String(),
-    "solver_check_lm_calls": pl.Int64(),
-    "contaminated_file": pl.String(),
-    "contaminated_id": pl.String(),
-    "contamination_rule": pl.String(),
-    "contamination_cosine": pl.Float64(),
-    "reasoning_types": pl.List(pl.String()),
-    **{flags.column(f): pl.Boolean() for f in flags.FLAGS},
-    "keep": pl.Boolean(),
-}
-SOLVER_COLUMNS = {"pass_at_k": pl.Boolean(), "avg_at_k": pl.Float64(), "min_searches": pl.Int64()}
-
-
-def schema_of(solvers: list[str]) -> dict[str, pl.DataType]:
-    """The validation table's columns, with each solver's pass@K, Avg@K and fewest searches."""
-    cols = {f"solver_{n}_{c}": t for n in solvers for c, t in SOLVER_COLUMNS.items()}
-    return {**VALIDATION_SCHEMA, **cols}
-
-
 def finalise_validation(
     vstore: RunStore,
-    items: list[dict],
-    done: dict[str, list[dict]],
-    manifest: dict[str, Any],
+    run: CheckedRun,
     retriever: Any,
     settings: Any,
     params: ValidateParams,
@@ -412,212 +332,25 @@ def finalise_validation(
 ) -> dict[str, Any]:
     """Deterministic checks plus checkpointed LM results -> every validation artifact."""
     guard = guard or Guards([], [])
+    items = run.items
     recs = vstore.load_records()
     checks = {r["id"]: r for r in recs if r["kind"] == "item"}
     vectors = guards.embed(settings.models_dir, [i["question"] for i in items])
     dups = guards.near_duplicates(settings, items, vectors, params.published, params.dup_threshold)
     contam = guards.contamination(settings, items, vectors, params.against, guard.evals,
                                   params.ngram, params.contam_cosine)  # fmt: skip
-    by_id = {f"{manifest['run_id']}:{sid}": rs for sid, rs in done.items()}
     solvers = [solver_name(m) for m in params.solver_lm] if params.reverify else []
     dropped = flags.drops(params.strict, params.agree)
-    rows = []
-    for n, it in enumerate(items):
-        gen_rounds = by_id.get(it["id"]) or [{}]
-        gen_atts = (gen_rounds[-1].get("detail") or {}).get("attempts") or []
-        check = checks.get(it["id"], {})
-        row = item_row(it, check, gen_atts, retriever, params)
-        row |= dups.get(n, {"near_duplicate_of": None, "duplicate_cosine": None})
-        row |= contamination_columns(contam[n]) | solver_columns(check, solvers, it["target_steps"])
-        row |= flag_columns(row, it, solvers)
-        row["keep"] = flags.kept(row, dropped)
-        rows.append(row)
+    rc = RowChecks(retriever, params.shortcut_k, params.ambiguity_min_agree, solvers, dropped)
+    rows = validation_rows(run, checks, dups, contam, rc)
     vstore.write_parquet("validation.parquet", pl.DataFrame(rows, schema=schema_of(solvers)))
-    rej_rows = _rejected_rows(recs, items, done, manifest)
+    rej_rows = rejected_rows(recs, run)
     vstore.write_parquet("rejected.parquet", pl.DataFrame(rej_rows, infer_schema_length=None))
-    _write_datasets(vstore, items, rows)
+    write_datasets(vstore, items, rows)
     summary = validation_summary(rows, rej_rows, items) | {
         "drops": dropped, "warnings": guard.warnings, "solver_checks": solver_check_cost(rows),
         "against": list(params.against), "eval_items": len(guard.evals),
     }  # fmt: skip
     vstore.write_json("validation.json", summary)
-    vstore.write_text("validation.md", validation_markdown(manifest, vstore.run_id, summary))
+    vstore.write_text("validation.md", validation_markdown(run.manifest, vstore.run_id, summary))
     return summary
-
-
-def _rejected_rows(recs: list[dict], items: list[dict], done: dict, manifest: dict) -> list[dict]:
-    rejected = {r["seed_id"]: r for r in recs if r["kind"] == "rejected"}
-    item_ids = {i["id"] for i in items}
-    return [
-        {k: v for k, v in (rejected.get(sid) or rejected_row(sid, rs)).items() if k != "kind"}
-        for sid, rs in sorted(done.items())
-        if f"{manifest['run_id']}:{sid}" not in item_ids and rs
-    ]
-
-
-def _write_datasets(vstore: RunStore, items: list[dict], rows: list[dict]) -> None:
-    """The filtered copy, and the run's dataset with the flag columns (same rows)."""
-    kept_ids = {r["id"] for r in rows if r["keep"]}
-    kept = [i for i in items if i["id"] in kept_ids]
-    vstore.write_parquet("dataset.filtered.parquet", pl.DataFrame(kept, schema=ds.DATASET_SCHEMA))
-    vstore.write_jsonl("dataset.filtered.jsonl", kept)
-    rdir = vstore.path.parent.parent
-    ds.write_dataset(RunStore(rdir.parent, rdir.name), items, {r["id"]: r for r in rows})
-
-
-def contamination_columns(match: Any) -> dict[str, Any]:
-    return {
-        "contaminated_file": match.file if match else None,
-        "contaminated_id": match.id if match else None,
-        "contamination_rule": match.rule if match else None,
-        "contamination_cosine": match.cosine if match else None,
-    }
-
-
-def solver_columns(check: dict, solvers: list[str], target: int | None) -> dict[str, Any]:
-    """Each solver's pass@K, Avg@K and fewest searches among right attempts."""
-    out: dict[str, Any] = {}
-    for name in solvers:
-        atts = [Attempt.from_dict(a) for a in (check.get("solvers") or {}).get(name) or []]
-        best = fewest_searches(atts)
-        out[f"solver_{name}_pass_at_k"] = best is not None if atts else None
-        out[f"solver_{name}_avg_at_k"] = sum(a.correct for a in atts) / len(atts) if atts else None
-        out[f"solver_{name}_min_searches"] = best.n_searches if best else None
-    return out
-
-
-def flag_columns(row: dict[str, Any], item: dict[str, Any], solvers: list[str]) -> dict[str, bool]:
-    """The ``flag_*`` booleans of one validation row."""
-    solved = [item.get("pass_at_k") is not False, row["reverify_pass"] is not False]
-    solved += [row[f"solver_{n}_pass_at_k"] is not False for n in solvers]
-    values = {
-        "single_passage": row["single_passage_id"] is not None,
-        "closed_book": row["closed_book"] is True,
-        "contaminated": row["contaminated_id"] is not None,
-        "near_duplicate": row["near_duplicate_of"] is not None,
-        "leakage": row["leakage"] is not None,
-        "ambiguous": row["ambiguous_rival"] is not None,
-        "reverify_failed": row["reverify_pass"] is False,
-        "difficulty_not_confirmed": row["difficulty_confirmed"] is False,
-        "solver_disagree": not all(solved),
-    }
-    return {flags.column(f): values[f] for f in flags.FLAGS}
-
-
-def solver_check_cost(rows: list[dict]) -> dict[str, Any]:
-    """LM calls the single-passage and closed-book checks spent (in all, per checked item)."""
-    calls = [r["solver_check_lm_calls"] for r in rows if r["solver_check_lm_calls"] is not None]
-    return {"items": len(calls), "lm_calls": sum(calls),
-            "lm_calls_per_item": round(sum(calls) / len(calls), 2) if calls else None}  # fmt: skip
-
-
-def item_row(
-    it: dict, check: dict, gen_attempts: list[dict], retriever: Any, params: ValidateParams
-) -> dict[str, Any]:
-    """One item's flags: leakage, shortcut, ambiguity and the re-verification verdict."""
-    fresh = check.get("attempts")
-    atts = [Attempt.from_dict(a) for a in fresh or []]
-    best = fewest_searches(atts)
-    checked = fresh is not None
-    sc = check.get("solver_checks") or {}
-    return {
-        "id": it["id"],
-        "question": it["question"],
-        "answer": it["answer"],
-        "target_steps": it["target_steps"],
-        "leakage": quality.leakage(it["question"], it["answer"]),
-        "shortcut_rank": quality.shortcut_probe(
-            retriever, it["question"], it["answer"], params.shortcut_k
-        ),
-        "ambiguous_rival": quality.ambiguity(
-            list(gen_attempts) + list(fresh or []), params.ambiguity_min_agree
-        ),
-        "reverify_attempts": len(atts) if checked else None,
-        "reverify_correct": sum(a.correct for a in atts) if checked else None,
-        "reverify_pass": best is not None if checked else None,
-        "reverify_min_searches": best.n_searches if best else None,
-        "difficulty_confirmed": (
-            verdict(atts, it["target_steps"]) == Status.ACCEPTED if checked else None
-        ),
-        "single_passage_id": sc.get("single_passage"),
-        "single_passage_answer": sc.get("single_passage_answer"),
-        "passages_tried": sc.get("passages_tried"),
-        "closed_book": sc.get("closed_book"),
-        "closed_book_answer": sc.get("closed_book_answer"),
-        "solver_check_lm_calls": (sc.get("meter") or {}).get("lm_calls") if sc else None,
-        "reasoning_types": check.get("reasoning"),
-    }
-
-
-def validation_summary(rows: list[dict], rej_rows: list[dict], items: list[dict]) -> dict:
-    n = len(rows)
-    rv = [r for r in rows if r["reverify_pass"] is not None]
-    reasoning = Counter(t for r in rows for t in (r["reasoning_types"] or []))
-    return {
-        "items": n,
-        "kept": sum(r["keep"] for r in rows),
-        "flags": {
-            "shortcut": sum(r["shortcut_rank"] is not None for r in rows),
-            **{f: sum(bool(r[flags.column(f)]) for r in rows) for f in flags.FLAGS},
-        },
-        "reverification": {
-            "items": len(rv),
-            "pct_pass": round(100 * sum(r["reverify_pass"] for r in rv) / len(rv), 1)
-            if rv
-            else None,
-            "pct_difficulty_confirmed": (
-                round(100 * sum(bool(r["difficulty_confirmed"]) for r in rv) / len(rv), 1)
-                if rv
-                else None
-            ),
-        },
-        "diversity": quality.diversity(
-            [i["seed_doc_id"] for i in items], [i["answer"] for i in items]
-        ),
-        "reasoning_types": dict(reasoning.most_common()),
-        "failure_taxonomy": {
-            kind: dict(
-                Counter(
-                    r["cause"] or "untagged" for r in rej_rows if r["kind_of_failure"] == kind
-                ).most_common()
-            )
-            for kind in (Status.TOO_EASY, Status.INCORRECT, Status.GENERATION_FAILED)
-        },  # fmt: skip
-        "rejected": len(rej_rows),
-    }
-
-
-def validation_markdown(manifest: dict[str, Any], vid: str, s: dict[str, Any]) -> str:
-    table = md_table([{"check": k, "flagged": v} for k, v in s["flags"].items()],
-                     ["check", "flagged"])  # fmt: skip
-    tax = md_table(
-        [{"failure": kind, "cause": cause, "count": c}
-         for kind, causes in s["failure_taxonomy"].items() for cause, c in causes.items()],
-        ["failure", "cause", "count"],
-    )  # fmt: skip
-    rtypes = ", ".join(f"{k} {v}" for k, v in s["reasoning_types"].items()) or "(not tagged)"
-    d = s["diversity"]
-    rv = s["reverification"]
-    sc = s.get("solver_checks") or {}
-    warn = "".join(f"\n**warning**: {w}\n" for w in s.get("warnings") or [])
-    return f"""# validation `{vid}` of run `{manifest["run_id"]}`
-
-{s["items"]} items, {s["kept"]} kept in `dataset.filtered.parquet` (dropped: flags
-{", ".join(s.get("drops") or [])}; `sage export` drops the same unless `--keep FLAG`).
-{warn}
-{table}
-Single-passage and closed-book checks: {sc.get("items")} items, {sc.get("lm_calls")} LM
-calls ({sc.get("lm_calls_per_item")} per item). Decontaminated against
-{s.get("eval_items", 0)} eval questions.
-
-Re-verification: {rv["items"]} items, {rv["pct_pass"]}% still solved,
-{rv["pct_difficulty_confirmed"]}% with min searches >= S.
-
-Diversity: {d["distinct_seed_docs"]} distinct seed documents, {d["distinct_answers"]} distinct
-answers over {d["items"]} items.
-
-Reasoning types: {rtypes}
-
-## Failure taxonomy of {s["rejected"]} rejected seeds
-
-{tax}"""

@@ -19,9 +19,9 @@ from typing import Any
 import dspy
 
 from flows.data.qa_sets import load_qa, load_sage
-from flows.runs.finalise import group_rounds
+from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore, resolve_run_dir
-from modules.attempts import Attempt, best_attempt, verdict
+from modules.attempts import best_attempt, verdict
 from modules.errors import SageError
 from modules.optimization import rollout_of
 from modules.status import Status
@@ -62,8 +62,8 @@ def _example(which: str, key: str, **fields: Any) -> dspy.Example:
     return dspy.Example(id=key, rollout=rollout_of(key), **fields).with_inputs(*INPUTS[which])
 
 
-def _document(rec: dict[str, Any]) -> str | None:
-    notes = (rec.get("detail") or {}).get("notes") or []
+def _document(rec: RoundRecord) -> str | None:
+    notes = rec.notes
     return str(notes[0]["text"]) if notes and notes[0].get("text") else None
 
 
@@ -78,7 +78,7 @@ def agent_examples(store: RunStore) -> list[dspy.Example]:
 
 def generator_examples(store: RunStore) -> list[dspy.Example]:
     out = []
-    for sid, rounds in group_rounds(store.load_records()).items():
+    for sid, rounds in store.rounds().items():
         first = rounds[0]
         doc = _document(first)
         if doc is not None:
@@ -87,8 +87,8 @@ def generator_examples(store: RunStore) -> list[dspy.Example]:
                     "generator",
                     f"{store.run_id}:{sid}",
                     document=doc,
-                    target_steps=int(first["target_steps"]),
-                    doc_id=str(first["doc_id"]),
+                    target_steps=int(first.target_steps),
+                    doc_id=str(first.doc_id),
                 )
             )
     return out
@@ -107,17 +107,15 @@ def qa_examples(paths: list[str], fmt: str) -> list[dspy.Example]:
 
 def reviser_examples(store: RunStore) -> list[dspy.Example]:
     out = []
-    for sid, rounds in group_rounds(store.load_records()).items():
+    for sid, rounds in store.rounds().items():
         for rec in rounds:
-            d = rec.get("detail") or {}
-            atts = [Attempt.from_dict(a) for a in d.get("attempts") or []]
-            doc, s = _document(rec), int(rec["target_steps"])
-            if not d.get("candidate") or not atts or doc is None:
+            atts, doc, s = rec.judged, _document(rec), int(rec.target_steps)
+            if not rec.candidate or not atts or doc is None or rec.detail is None:
                 continue
             failure = verdict(atts, s)
             if failure == Status.ACCEPTED:
                 continue
-            key = f"{store.run_id}:{sid}:r{rec['round']}"
+            key = f"{store.run_id}:{sid}:r{rec.round}"
             best = best_attempt(atts, random.Random(key))
             out.append(
                 _example(
@@ -126,9 +124,9 @@ def reviser_examples(store: RunStore) -> list[dspy.Example]:
                     document=doc,
                     target_steps=s,
                     failure=failure,
-                    candidate=d["candidate"],
-                    generator_trace=d.get("generator_trace") or [],
-                    notes=d.get("notes") or [],
+                    candidate=rec.candidate,
+                    generator_trace=rec.detail.generator_trace or [],
+                    notes=rec.notes,
                     best_attempt=asdict(best) if best else None,
                 )
             )

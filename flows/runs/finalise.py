@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from flows.runs.metrics import candidates_frame, compute_metrics
+from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore, latest_in, rounds_in_order
 from modules import flags
 from modules.status import Status, seed_done
@@ -34,20 +35,29 @@ FLAG_COLUMNS = tuple(flags.column(f) for f in flags.FLAGS)
 RELAXED_MIN_SEARCHES = 2  # the SAGE code's --min_search_step for its relaxed last round
 
 
+class KeepRules(Protocol):
+    """What decides which seeds enter the dataset (``GenerateParams`` has them)."""
+
+    rounds: int
+    keep_unverified: bool
+    relaxed_final_round: bool
+
+
 def summary_of(record: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint record without its traces (``detail``)."""
     return {k: v for k, v in record.items() if k != "detail"}
 
 
 def group_rounds(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Checkpoint records by seed, in round order, one record per round (first wins)."""
+    """Checkpoint records (plain dicts, as the flow's ledger keeps them) by seed, in round
+    order, one record per round (first wins); ``RunStore.rounds`` gives them typed."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         out[rec["seed_id"]].append(rec)
     return {sid: rounds_in_order(rs) for sid, rs in out.items()}
 
 
-def seed_finished(rounds: list[dict[str, Any]], params: Any) -> bool:
+def seed_finished(rounds: list[dict[str, Any]], params: KeepRules) -> bool:
     return bool(rounds) and seed_done(rounds[-1]["status"], int(rounds[-1]["round"]), params.rounds)
 
 
@@ -55,20 +65,19 @@ def count_accepted(done: dict[str, list[dict[str, Any]]]) -> int:
     return sum(1 for rs in done.values() if rs and rs[-1]["status"] == Status.ACCEPTED)
 
 
-def kept_status(last: dict[str, Any], params: Any) -> str | None:
+def kept_status(last: RoundRecord, params: KeepRules) -> str | None:
     """Why a seed's last round enters the dataset: accepted, unverified (kept on request) or
     relaxed (the SAGE code's last round: solved in the final round, too easy included, with
     at least 2 searches); None when it does not."""
-    if last["status"] == Status.ACCEPTED:
+    if last.status == Status.ACCEPTED:
         return Status.ACCEPTED
-    if last["status"] == Status.UNVERIFIED and params.keep_unverified:
+    if last.status == Status.UNVERIFIED and params.keep_unverified:
         return Status.UNVERIFIED
-    relaxed = getattr(params, "relaxed_final_round", False)
     if (
-        relaxed
-        and last["status"] == Status.TOO_EASY
-        and int(last["round"]) >= params.rounds
-        and (last.get("min_searches") or 0) >= RELAXED_MIN_SEARCHES
+        params.relaxed_final_round
+        and last.status == Status.TOO_EASY
+        and last.round >= params.rounds
+        and (last.min_searches or 0) >= RELAXED_MIN_SEARCHES
     ):
         return "relaxed"
     return None
@@ -79,39 +88,43 @@ def question_key(question: str | None) -> str:
     return " ".join(str(question or "").split()).casefold()
 
 
-def dataset_rows(done: dict[str, list[dict[str, Any]]], params: Any) -> tuple[list[dict], int]:
+def dataset_row(last: RoundRecord, why: str) -> dict[str, Any]:
+    """The dataset item of a seed's kept last round (``why``: kept_status)."""
+    return {
+        "id": last.item_id,
+        "question": last.question,
+        "answer": last.answer,
+        "answer_type": last.answer_type,
+        "target_steps": last.target_steps,
+        "min_searches": last.min_searches,
+        "pass_at_k": bool(last.pass_at_k),
+        "n_correct": last.n_correct,
+        "attempts": last.attempts,
+        "avg_at_k": last.avg_at_k,
+        "round_accepted": last.round,
+        "seed_doc_id": last.doc_id,
+        "supporting_ids": last.supporting_ids,
+        "verified": why != Status.UNVERIFIED,
+        "relaxed": why == "relaxed",
+    }
+
+
+def dataset_rows(
+    done: dict[str, list[RoundRecord]], params: KeepRules
+) -> tuple[list[dict[str, Any]], int]:
     """The dataset items in seed order, and how many exact-duplicate questions were dropped
     (the first occurrence is kept, as the SAGE code does)."""
     rows, seen, dropped = [], set(), 0
-    for sid, rs in sorted(done.items()):
-        last = rs[-1] if rs else None
-        why = kept_status(last, params) if last else None
+    for _, rs in sorted(done.items()):
+        why = kept_status(rs[-1], params) if rs else None
         if why is None:
             continue
-        key = question_key(last["question"])
+        key = question_key(rs[-1].question)
         if key in seen:
             dropped += 1
             continue
         seen.add(key)
-        rows.append(
-            {
-                "id": f"{last['run_id']}:{sid}",
-                "question": last["question"],
-                "answer": last["answer"],
-                "answer_type": last.get("answer_type"),
-                "target_steps": last["target_steps"],
-                "min_searches": last.get("min_searches"),
-                "pass_at_k": bool(last.get("pass_at_k")),
-                "n_correct": last.get("n_correct"),
-                "attempts": last.get("attempts"),
-                "avg_at_k": last.get("avg_at_k"),
-                "round_accepted": last["round"],
-                "seed_doc_id": last["doc_id"],
-                "supporting_ids": last.get("supporting_ids") or [],
-                "verified": why != Status.UNVERIFIED,
-                "relaxed": why == "relaxed",
-            }
-        )
+        rows.append(dataset_row(rs[-1], why))
     return rows, dropped
 
 
@@ -153,12 +166,12 @@ def write_dataset(
     store.write_jsonl("dataset.jsonl", rows)
 
 
-def finalise(store: RunStore, plan: list[dict[str, Any]], params: Any) -> dict[str, Any]:
+def finalise(store: RunStore, plan: list[dict[str, Any]], params: KeepRules) -> dict[str, Any]:
     """Rebuild every derived data artifact from the checkpoints (idempotent; the reports are
     ``flows/reports/run_reports.py``'s). The log is streamed: only round summaries are held
     in memory, traces go straight to traces.jsonl."""
-    done = group_rounds(summary_of(r) for r in store.iter_records())
-    flat = [r for rs in done.values() for r in rs]
+    done = store.rounds(detail=False)
+    flat = [r.summary() for rs in done.values() for r in rs]
     cands = candidates_frame(flat)
     store.write_parquet("candidates.parquet", cands)
     rows, duplicates = dataset_rows(done, params)

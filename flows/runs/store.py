@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from flows.runs.records import QuestionRecord, RoundRecord, by_seed, first_rounds
 from modules.errors import SageError
 
 CHECKPOINTS = "checkpoints.jsonl"
@@ -30,16 +31,6 @@ STARTED = "started"  # one empty marker file per seed task that began
 def new_run_id(prefix: str = "") -> str:
     """A new run (or validation, evaluation) id: the UTC time, to the second."""
     return prefix + dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-
-
-def models_of(settings: Any, roles: tuple[str, ...] = ("generator", "agent", "judge")) -> dict:
-    """The models a run used, by role, for its manifest."""
-    return {role: settings.model_of(role) for role in roles}
-
-
-def endpoints_of(settings: Any, roles: tuple[str, ...] = ("generator", "agent", "judge")) -> dict:
-    """Where each role's requests went (None: the provider's own API or the local model)."""
-    return {role: settings.endpoint(role)[0] for role in roles}
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -192,6 +183,32 @@ class RunStore:
     def load_records(self) -> list[dict[str, Any]]:
         """All durable checkpoint records (see ``iter_records``)."""
         return list(self.iter_records())
+
+    # -- typed records ----------------------------------------------------------------------
+    def append_round(self, record: RoundRecord) -> None:
+        """Durably append one generation round (see ``append_record``)."""
+        self.append_record(record.to_dict())
+
+    def round_records(self, detail: bool = True) -> Iterator[RoundRecord]:
+        """Every durable generation round, streamed; ``detail=False`` drops the traces (the
+        summaries finalise holds in memory)."""
+        for rec in self.iter_records():
+            yield RoundRecord.from_dict(rec if detail else {**rec, "detail": None})
+
+    def rounds(self, detail: bool = True) -> dict[str, list[RoundRecord]]:
+        """Each seed's durable rounds in round order (the first line of a round wins)."""
+        return by_seed(self.round_records(detail))
+
+    def rounds_of(self, seed_id: str) -> list[RoundRecord]:
+        """One seed's durable rounds in round order (see ``seed_rounds``)."""
+        return first_rounds(RoundRecord.from_dict(r) for r in self.seed_rounds(seed_id))
+
+    def questions(self) -> dict[str, QuestionRecord]:
+        """An evaluation's answered questions by id (the first record of a question wins)."""
+        out: dict[str, QuestionRecord] = {}
+        for rec in self.iter_records():
+            out.setdefault(rec["qid"], QuestionRecord.from_dict(rec))
+        return out
 
     # -- derived artifacts ----------------------------------------------------------------
     def write_json(self, name: str, obj: Any) -> Path:

@@ -5,9 +5,9 @@ traces.jsonl by the run's own ``finalise``."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from flows.generate import GenerateParams
 from flows.runs.finalise import finalise
 from flows.runs.store import RunStore
 from modules.attempts import Attempt
@@ -120,5 +120,5 @@ def judged_run(tmp_path: Path) -> RunStore:
                                  "target_steps": 2, "strategy": "feedback", **rr.summary(),
                                  "detail": rr.to_dict()})  # fmt: skip
     plan = [{"seed_id": s} for s in rounds]
-    finalise(store, plan, SimpleNamespace(rounds=1, keep_unverified=False))
+    finalise(store, plan, GenerateParams(seeds=len(plan), rounds=1, keep_unverified=False))
     return store

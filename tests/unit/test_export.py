@@ -5,14 +5,15 @@ import json
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
+from flows.generate import GenerateParams
 from flows.runs.export import SEARCH_R1_PROMPT, SEARCH_R1_SOURCES, export_run
 from flows.runs.finalise import DATASET_SCHEMA, dataset_rows
 from flows.runs.hf import hub_files, push_to_hub
+from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore
 from modules.errors import SageError
 from modules.textnorm import best_match
@@ -21,14 +22,15 @@ from tests.unit.export_run import P, judged_run
 
 
 def _round(sid, rnd, status, question, min_searches=3, target=3):
-    return {"seed_id": sid, "run_id": "r1", "round": rnd, "status": status, "doc_id": f"d{sid}",
+    row = {"seed_id": sid, "run_id": "r1", "round": rnd, "status": status, "doc_id": f"d{sid}",
             "question": question, "answer": "Ada Venn", "answer_type": "entity",
             "target_steps": target, "min_searches": min_searches, "pass_at_k": True,
             "n_correct": 1, "attempts": 4, "avg_at_k": 0.25}  # fmt: skip
+    return RoundRecord.from_dict(row)
 
 
 def _params(**kw):
-    return SimpleNamespace(**({"keep_unverified": False, "rounds": 2} | kw))
+    return GenerateParams(**({"seeds": 4, "keep_unverified": False, "rounds": 2} | kw))
 
 
 def test_relaxed_final_round_keeps_solved_too_easy_items_marked():

@@ -93,3 +93,27 @@ def test_a_seed_task_knows_when_it_runs_again(tmp_path):
     assert store.first_start("s00001") is True
     assert RunStore(tmp_path, "r1").first_start("s00001") is False  # any process sees it
     assert store.first_start("s00002") is True
+
+
+def test_a_round_written_in_the_current_format_reads_typed_and_writes_back_the_same(tmp_path):
+    """Checkpoint lines keep their format: a line as `sage generate` writes it today (the
+    flat row, the worker, the full round result) reads into a RoundRecord and back to the
+    same JSON; a resumed seed gets its RoundResult."""
+    from tests.unit.export_run import judged_run
+
+    store = judged_run(tmp_path)
+    lines = [json.loads(x) for x in (store.path / "checkpoints.jsonl").read_text().splitlines()]
+    rounds = store.rounds()
+    assert sorted(rounds) == ["s1", "s2"] and [r.round for r in rounds["s2"]] == [0, 1]
+    first = rounds["s1"][0]
+    assert (first.item_id, first.status, first.target_steps) == ("r1:s1", "accepted", 2)
+    assert first.question == lines[0]["question"] and first.candidate["question"] == first.question
+    assert (
+        first.judged
+        and first.judged[0].n_searches == lines[0]["detail"]["attempts"][0]["n_searches"]
+    )
+    assert first.extra["strategy"] == "feedback"
+    assert [r.to_dict() for rs in rounds.values() for r in rs] == lines
+    assert [r.detail.status for r in store.rounds_of("s2")] == ["too_easy", "accepted"]
+    summaries = store.rounds(detail=False)
+    assert summaries["s1"][0].detail is None and "detail" not in summaries["s1"][0].summary()
