@@ -13,7 +13,7 @@ from modules.context import Shown, clip, fit_items, flat, full_length
 from modules.passages import Passage, Retriever
 from modules.predict import Meter, predict_twice, safe_predict, sample_config
 from modules.signatures import FinalAnswer, NextStep
-from modules.textnorm import normalize
+from modules.textnorm import query_key
 
 
 @dataclass
@@ -85,7 +85,8 @@ class SearchAgent(dspy.Module):
     spent. With ``force_answer`` (evaluation reports) a FinalAnswer call then asks for a
     best guess, marked ``forced``: it never counts as solving a question.
 
-    A repeated search is not a search: one whose normalised query repeats an earlier one, or
+    A repeated search is not a search: one whose query has an earlier one's content words
+    (``textnorm.query_key``: "When did X form?" = "When was X formed?"), or
     that retrieves no passage an earlier search had not, is marked ``"new": False`` and left
     out of ``new_searches``, the count a pair's difficulty is judged by. With
     ``reask_repeats`` (the small profile) a repeated query is not searched at all: the model
@@ -133,7 +134,7 @@ class SearchAgent(dspy.Module):
                 res.answer = text
                 res.trace.append({"type": "answer", "reasoning": pred.reasoning, "answer": text})
                 break
-            repeat = normalize(text) in {normalize(t["query"]) for t in _searches(res.trace)}
+            repeat = query_key(text) in {query_key(t["query"]) for t in _searches(res.trace)}
             if repeat and self.reask_repeats and res.reasks < self.MAX_REASKS:
                 res.reasks += 1
                 res.trace.append({"type": "repeat_query", "reasoning": pred.reasoning,

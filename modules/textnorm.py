@@ -96,3 +96,23 @@ def numbers(text: str | None) -> set[Decimal]:
         out.add((value * _SCALES.get(scale, 1)).normalize())
     out.update(Decimal(_WORD_NUMBERS[w]) for w in _NUMBER_WORD.findall(low))
     return out
+
+
+_QUERY_FILLER = frozenset(
+    "what when where which who whom whose why how did does do was were is are be been has have "
+    "had of on in and to for at by with as from or".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def query_key(text: str | None) -> frozenset[str]:
+    """A search query's content: its words without question words, auxiliaries and
+    prepositions, crudely stemmed. "When did the Land League form?" and "When was the Land
+    League formed?" share one key: the second is the same search."""
+    return frozenset(_stem(w) for w in tokens(text) if w not in _QUERY_FILLER)
