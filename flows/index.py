@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import model_validator
 
 from flows.engine.artifacts import artifact_key
 from flows.engine.params import FlowParams, argument, hidden, option
+from flows.engine.retrying import retried
 from modules import corpus as corpus_mod
 from modules import embeddings, store
 from modules.errors import SageError
@@ -52,9 +54,11 @@ def _notify(phase: str, done: int, total: int) -> None:
         hook(phase, done, total)
 
 
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items taken from ``items`` as they come (an iterator stays lazy)."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 @task(name="read-corpus", cache_policy=NO_CACHE)
@@ -64,13 +68,13 @@ def read_task(
     return corpus_mod.read_corpus(path, fields, on_error, max_doc_chars)  # type: ignore[arg-type]
 
 
-@task(name="existing-ids", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="existing-ids", **retried())
 def existing_ids_task(location: str, api_key: str | None, collection: str) -> set[str]:
     vs = store.open_store(location, api_key)
     return {p.id for batch in vs.scroll(collection, payload=False) for p in batch}
 
 
-@task(name="copy-unchanged", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="copy-unchanged", **retried())
 def copy_task(location: str, api_key: str | None, src: str, dst: str, ids: list[str]) -> int:
     vs = store.open_store(location, api_key)
     points = vs.retrieve(src, ids)
@@ -78,7 +82,7 @@ def copy_task(location: str, api_key: str | None, src: str, dst: str, ids: list[
     return len(points)
 
 
-@task(name="embed-upsert", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="embed-upsert", **retried())
 def embed_task(
     location: str,
     api_key: str | None,
@@ -137,28 +141,25 @@ def index_corpus(
     if "@" in name or "/" in name:
         raise SageError(f"collection name {name!r} may not contain '@' or '/'")
     read, rejects_file = _read(params, settings, name)
-    passages = list(
-        corpus_mod.iter_passages(read.documents, params.chunk_words, params.overlap_words)
-    )
-    if not passages:
+    scan = Scan(read.documents, params.chunk_words, params.overlap_words)
+    if not scan.doc_of:
         raise SageError(
             f"{params.path}: no valid documents to index ({len(read.rejects)} rejected)"
         )
-    unique = {p.point_id: p for p in passages}
-    build = Build(params, settings, name, unique)
-    result = build.run()
+    result = Build(params, settings, name, scan).run()
     seconds = time.perf_counter() - t0
+    unique = len(scan.doc_of)
     summary = {
         "collection": name,
         **result,
         "documents": len(read.documents),
-        "passages": len(unique),
-        "duplicates": read.duplicates + (len(passages) - len(unique)),
+        "passages": unique,
+        "duplicates": read.duplicates + (scan.total - unique),
         "rejects": len(read.rejects),
         "skipped_files": len(read.skipped_files),
         "rejects_file": rejects_file,
         "seconds": round(seconds, 2),
-        "passages_per_s": round(len(unique) / seconds, 1) if seconds else None,
+        "passages_per_s": round(unique / seconds, 1) if seconds else None,
     }
     get_run_logger().info("indexed %s", summary)
     return summary
@@ -181,18 +182,43 @@ def _read(
     return read, str(path)
 
 
+class Scan:
+    """One lazy pass over the documents' passages, keeping only what names them: each
+    distinct passage's point id -> its document id, and the corpus hash. The passages
+    themselves are made again, batch by batch, when they are embedded (``passages``)."""
+
+    def __init__(self, docs: list[corpus_mod.Document], size: int, overlap: int):
+        self.docs, self.size, self.overlap = docs, size, overlap
+        self.doc_of: dict[str, str] = {}
+        hashes, self.total = [], 0
+        for p in corpus_mod.iter_passages(docs, size, overlap):
+            self.total += 1
+            if p.point_id not in self.doc_of:
+                self.doc_of[p.point_id] = p.doc_id
+                hashes.append(p.hash)
+        self.chash = corpus_mod.corpus_hash(hashes, SCHEMA_SALT)
+
+    def passages(self, wanted: set[str]) -> Iterator[corpus_mod.PassageRecord]:
+        """The passages whose point ids are in ``wanted`` (each once), made as they are
+        consumed; ``wanted`` is emptied on the way."""
+        for p in corpus_mod.iter_passages(self.docs, self.size, self.overlap):
+            if p.point_id in wanted:
+                wanted.discard(p.point_id)
+                yield p
+
+
 class Build:
     """One build of ``name``: the version for these passages, made (copying unchanged
-    passages' vectors from the current version, embedding the rest) unless it exists,
-    then made current, and old versions pruned."""
+    passages' vectors from the current version, embedding the rest a batch at a time:
+    memory is bounded by the batch, not by the corpus) unless it exists, then made current,
+    and old versions pruned."""
 
-    def __init__(self, params: IndexParams, settings: Settings, name: str, unique: dict):
-        self.params, self.name, self.unique = params, name, unique
+    def __init__(self, params: IndexParams, settings: Settings, name: str, scan: Scan):
+        self.params, self.name, self.scan = params, name, scan
         self.location, self.models_dir = settings.qdrant_location, str(settings.models_dir)
         qkey = settings.qdrant_api_key
         self.key = qkey.get_secret_value() if qkey else None
-        chash = corpus_mod.corpus_hash([p.hash for p in unique.values()], SCHEMA_SALT)
-        self.chash, self.version = chash, store.version_name(name, chash)
+        self.chash, self.version = scan.chash, store.version_name(name, scan.chash)
         self.vs = store.open_store(self.location, self.key)
 
     def run(self) -> dict[str, Any]:
@@ -206,7 +232,8 @@ class Build:
         artifact = create_progress_artifact(0.0, key=key, description=version)
         if vs.is_complete(version):
             get_run_logger().info("%s is already built; nothing to embed", version)
-            counts = {"embedded": 0, "reused": len(self.unique), "deleted": 0, "changed_docs": []}
+            reused = len(self.scan.doc_of)
+            counts = {"embedded": 0, "reused": reused, "deleted": 0, "changed_docs": []}
         else:
             counts = self.build(current, artifact)
         if current != version:
@@ -216,16 +243,21 @@ class Build:
         return {"version": version, "previous": current, **counts, "pruned": pruned}
 
     def build(self, current: str | None, artifact: Any) -> dict[str, Any]:
+        doc_of = self.scan.doc_of
         old = existing_ids_task(self.location, self.key, current) if current else set()
-        reuse = [pid for pid in self.unique if pid in old]
-        todo = [p for pid, p in self.unique.items() if pid not in old]
+        reuse = [pid for pid in doc_of if pid in old]
+        todo = {pid for pid in doc_of if pid not in old}
+        changed = sorted({doc_of[pid] for pid in todo}) if current else []
+        embedded = len(todo)
         p = self.params
-        meta = {"corpus_hash": self.chash, "passages": len(self.unique), "source": str(p.path),
+        meta = {"corpus_hash": self.chash, "passages": len(doc_of), "source": str(p.path),
                 "chunk_words": p.chunk_words, "overlap_words": p.overlap_words}  # fmt: skip
         self.vs.create_version(self.version, meta)
-        total, done = len(self.unique), 0
-        steps = [("copy", ids) for ids in _batches(reuse, 1024)]
-        steps += [("embed", batch) for batch in _batches(todo, p.batch_size)]
+        total, done = len(doc_of), 0
+        steps: Iterator[tuple[str, list[Any]]] = chain(
+            (("copy", ids) for ids in _batches(reuse, 1024)),
+            (("embed", b) for b in _batches(self.scan.passages(todo), p.batch_size)),
+        )
         for phase, chunk in steps:
             if phase == "copy":
                 done += copy_task(self.location, self.key, current, self.version, chunk)
@@ -238,9 +270,6 @@ class Build:
             raise SageError(f"{self.version}: {stored} points stored, expected {total}; re-run")
         _notify("index", total, total)
         self.vs.mark_complete(self.version)  # embedded: flush, HNSW where large, read-only
-        return {
-            "embedded": len(todo),
-            "reused": len(reuse),
-            "deleted": len(old - self.unique.keys()),
-            "changed_docs": sorted({q.doc_id for q in todo}) if current else [],
-        }
+        deleted = len(old - doc_of.keys())
+        return {"embedded": embedded, "reused": len(reuse), "deleted": deleted,
+                "changed_docs": changed}  # fmt: skip

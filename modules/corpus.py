@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import re
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +29,7 @@ TITLE_FIELDS = ("title",)
 TEXT_FIELDS = ("text", "contents", "content", "paragraph_text", "body")
 TEXT_SUFFIXES = (".txt", ".md")
 DEFAULT_MAX_DOC_CHARS = 100_000_000  # setting max_doc_chars: only a pathological input hits it
+_WORD = re.compile(r"\S+")  # what str.split() splits on
 
 
 @dataclass(frozen=True)
@@ -298,32 +301,48 @@ def read_corpus(
     return sink.out
 
 
-def chunk_words(text: str, size: int, overlap: int) -> list[str]:
-    """Word windows of ``size`` words, consecutive windows sharing ``overlap`` words."""
+def iter_chunks(text: str, size: int, overlap: int) -> Iterator[str]:
+    """Word windows of ``size`` words, consecutive windows sharing ``overlap`` words, made
+    one at a time while the text's words are scanned (never all the words at once: memory
+    is one window, however long the document)."""
     if size <= 0 or not 0 <= overlap < size:
         raise SageError(f"chunking: need 0 <= overlap ({overlap}) < chunk words ({size})")
-    words = text.split()
-    if len(words) <= size:
-        return [" ".join(words)]
-    stride = size - overlap
-    starts = range(0, len(words) - overlap, stride)
-    return [" ".join(words[s : s + size]) for s in starts]
+    window: deque[str] = deque()
+    fresh = 0  # words of the window not yet in a yielded passage
+    for match in _WORD.finditer(text):
+        window.append(match.group())
+        fresh += 1
+        if len(window) == size:
+            yield " ".join(window)
+            for _ in range(size - overlap):
+                window.popleft()
+            fresh = 0
+    if fresh or not _WORD.search(text):  # the tail, or the one (empty) passage of no words
+        yield " ".join(window)
+
+
+def chunk_words(text: str, size: int, overlap: int) -> list[str]:
+    """``iter_chunks`` as a list."""
+    return list(iter_chunks(text, size, overlap))
+
+
+def iter_passages_of(doc: Document, size: int = 200, overlap: int = 40) -> Iterator[PassageRecord]:
+    """Split a document lazily; the id hashes doc id, position, title and text (stable,
+    idempotent)."""
+    for n, text in enumerate(iter_chunks(doc.text, size, overlap)):
+        digest = sha256_hex(f"{doc.doc_id}\x1f{n}\x1f{doc.title}\x1f{text}")
+        yield PassageRecord(f"{doc.doc_id}#{n}-{digest[:8]}", doc.doc_id, doc.title, text, digest)
 
 
 def passages_of(doc: Document, size: int = 200, overlap: int = 40) -> list[PassageRecord]:
-    """Split a document; the id hashes doc id, position, title and text (stable, idempotent)."""
-    out = []
-    for n, text in enumerate(chunk_words(doc.text, size, overlap)):
-        digest = sha256_hex(f"{doc.doc_id}\x1f{n}\x1f{doc.title}\x1f{text}")
-        out.append(
-            PassageRecord(f"{doc.doc_id}#{n}-{digest[:8]}", doc.doc_id, doc.title, text, digest)
-        )
-    return out
+    """``iter_passages_of`` as a list."""
+    return list(iter_passages_of(doc, size, overlap))
 
 
-def iter_passages(docs: list[Document], size: int, overlap: int) -> Iterator[PassageRecord]:
+def iter_passages(docs: Iterable[Document], size: int, overlap: int) -> Iterator[PassageRecord]:
+    """Every document's passages, one at a time."""
     for doc in docs:
-        yield from passages_of(doc, size, overlap)
+        yield from iter_passages_of(doc, size, overlap)
 
 
 def corpus_hash(passage_hashes: list[str], salt: str = "") -> str:

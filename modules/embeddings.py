@@ -36,7 +36,9 @@ _STOPWORDS = (
 ENGLISH_STOPWORDS = _STOPWORDS.split()
 
 _LOCK = threading.Lock()
-QUERY_CACHE = 20_000  # recent queries whose vectors are kept (float32: ~1.6 KB each, ~35 MB)
+# recent queries whose vectors are kept (~1.5 KB each with the sparse one: ~3 MB): the K
+# attempts of the seeds in flight repeat their queries within minutes, not hours
+QUERY_CACHE = 2048
 _DENSE: dict[str, Any] = {}
 _SPARSE: dict[str, Any] = {}
 
@@ -71,6 +73,9 @@ def dense_model(models_dir: Path, threads: int | None = None) -> Any:
 
     ``threads=1`` is the query model: one query is too small to split, and onnxruntime's
     second thread only spins (measured: 7.6 ms of CPU per query on one thread, 11.5 on two).
+    The document model runs without onnxruntime's CPU memory arena: the arena keeps the
+    largest batch's activations (doubling as it grows) for the life of the process, which
+    held GBs while indexing; without it a batch's memory is freed when the batch is done.
     """
     key = f"{models_dir}|{threads}"
     with _LOCK:
@@ -80,7 +85,11 @@ def dense_model(models_dir: Path, threads: int | None = None) -> Any:
             path = model_store.ensure_model(Path(models_dir), model_store.EMBEDDER)
             _register_dense()
             _DENSE[key] = TextEmbedding(
-                DENSE_MODEL, specific_model_path=str(path), local_files_only=True, threads=threads
+                DENSE_MODEL,
+                specific_model_path=str(path),
+                local_files_only=True,
+                threads=threads,
+                enable_cpu_mem_arena=threads == 1,
             )
         return _DENSE[key]
 
@@ -110,8 +119,9 @@ def sparse_model(models_dir: Path) -> Any:
         return _SPARSE[key]
 
 
-def embed_dense(models_dir: Path, texts: Sequence[str], batch_size: int = 64) -> list[list[float]]:
-    """Unit-normalised 384-d document vectors (embedded length-sorted: less padding)."""
+def embed_dense(models_dir: Path, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
+    """Unit-normalised 384-d document vectors (embedded length-sorted: less padding;
+    ``batch_size`` texts at once bound the activations: 32 passages of 512 tokens ~ 0.4 GB)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     vecs = dense_model(models_dir).embed([texts[i] for i in order], batch_size=batch_size)
     out: list[list[float]] = [[] for _ in texts]

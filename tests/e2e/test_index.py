@@ -133,7 +133,7 @@ def test_cli_index_splits_long_documents(env) -> None:
 
 
 def test_query_vectors_are_cached_compactly(models_dir: Path) -> None:
-    """The query cache holds up to 20,000 vectors: as float32 arrays (1.5 KB), not lists of
+    """The query cache holds up to 2,048 vectors: as float32 arrays (1.5 KB), not lists of
     Python floats (12 KB each, which grew a 500-seed run by 13 KB per LM call)."""
     from modules import embeddings
 
@@ -144,3 +144,61 @@ def test_query_vectors_are_cached_compactly(models_dir: Path) -> None:
     assert len(vec) == 384 and max(abs(a - b) for a, b in zip(vec, direct, strict=True)) < 1e-6
     cached = embeddings._query_dense_f32(models_dir, "when did Mount Arvel last erupt")
     assert cached.dtype.name == "float32" and cached.nbytes == 384 * 4
+
+
+DEMO = Path(__file__).resolve().parents[2] / "flows" / "data" / "demo" / "corpus.jsonl"
+
+
+def test_a_long_document_is_embedded_a_batch_at_a_time(env, monkeypatch) -> None:
+    """One document of the demo corpus's texts joined (~7,000 words, ~900 passages) with
+    batch_size 16: the embedder never gets more than 16 texts, and while a batch is embedded
+    at most a few batches' passages exist (not the document's ~900 at once)."""
+    import gc
+
+    from flows import index
+    from modules.corpus import PassageRecord
+
+    root, settings = env
+    texts = [json.loads(line)["text"] for line in DEMO.read_text().splitlines() if line.strip()]
+    path = _write(root / "one.jsonl", {"one": ("Tarvessa", " ".join(texts))})
+    sizes, alive = [], []
+    real = index.embeddings.embed_dense
+
+    def embed_dense(models_dir, batch):  # the real embedder, watched
+        sizes.append(len(batch))
+        alive.append(sum(isinstance(o, PassageRecord) for o in gc.get_objects()))
+        return real(models_dir, batch)
+
+    monkeypatch.setattr(index.embeddings, "embed_dense", embed_dense)
+    out = _run(settings, path, collection="onedoc", batch_size=16)
+    assert out["passages"] > 800 and out["embedded"] == out["passages"]
+    assert sum(sizes) == out["passages"] and max(sizes) == 16
+    assert max(alive) <= 3 * 16, f"{max(alive)} passages alive at once"
+    vs = store.open_store(settings.qdrant_location)
+    assert vs.count(store.resolve(vs, "onedoc")) == out["passages"]
+
+
+def test_index_tasks_retry_transient_errors_only(env, monkeypatch) -> None:
+    """The index tasks share the flows' retry policy (flows/engine/retrying.py): a bad-input
+    SageError in a task is raised after one attempt, not retried."""
+    from flows import index
+    from flows.engine.retrying import is_transient
+
+    for t in (index.existing_ids_task, index.copy_task, index.embed_task):
+        assert t.retries >= 1 and t.retry_condition_fn is is_transient, t.name
+    root, settings = env
+    _run(settings, _write(root / "r.jsonl", DOCS), collection="retry")
+    vs = store.open_store(settings.qdrant_location)
+    version = store.resolve(vs, "retry")
+    ids = [p.id for b in vs.scroll(version, payload=False) for p in b][:2]
+    opened = []
+    real = index.store.open_store
+
+    def open_store(*args):  # the real store, its openings counted (one per attempt)
+        opened.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(index.store, "open_store", open_store)
+    with pytest.raises(SageError, match="complete and read-only"):
+        index.copy_task(settings.qdrant_location, None, version, version, ids)
+    assert len(opened) == 1

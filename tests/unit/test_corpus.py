@@ -118,3 +118,26 @@ def test_chunking_and_stable_ids() -> None:
     assert changed[0].hash == a[0].hash and changed[-1].hash != a[-1].hash
     assert corpus_hash([p.hash for p in a]) == corpus_hash([p.hash for p in reversed(a)])
     assert corpus_hash([p.hash for p in a]) != corpus_hash([p.hash for p in changed])
+
+
+def test_lazy_chunking_gives_the_same_windows_as_splitting_the_whole_text() -> None:
+    """iter_chunks scans words as it goes (one window in memory) and yields what splitting
+    the whole text gave: every window, the tail, one passage for a text of a window or less,
+    and the error before the first word when the overlap is too large."""
+    from modules.corpus import iter_chunks
+
+    def split_windows(text: str, size: int, overlap: int) -> list[str]:
+        words = text.split()
+        if len(words) <= size:
+            return [" ".join(words)]
+        starts = range(0, len(words) - overlap, size - overlap)
+        return [" ".join(words[s : s + size]) for s in starts]
+
+    for n in (0, 1, 9, 10, 11, 17, 24, 25, 26, 100):
+        text = "\n ".join(f"w{i}" for i in range(n)) + "  \t"
+        for size, overlap in ((10, 3), (10, 0), (5, 4), (1, 0)):
+            assert list(iter_chunks(text, size, overlap)) == split_windows(text, size, overlap)
+    huge = iter_chunks("word " * 2_000_000, 200, 40)
+    assert next(huge).split() == ["word"] * 200  # the first passage before the rest is read
+    with pytest.raises(SageError):
+        next(iter_chunks("a b c", 5, 5))
