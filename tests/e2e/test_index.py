@@ -150,9 +150,9 @@ DEMO = Path(__file__).resolve().parents[2] / "flows" / "data" / "demo" / "corpus
 
 
 def test_a_long_document_is_embedded_a_batch_at_a_time(env, monkeypatch) -> None:
-    """One document of the demo corpus's texts joined (~7,000 words, ~900 passages) with
+    """One document of the demo corpus's texts joined (~8,000 words, ~1,000 passages) with
     batch_size 16: the embedder never gets more than 16 texts, and while a batch is embedded
-    at most a few batches' passages exist (not the document's ~900 at once)."""
+    at most a few batches' passages exist (not the document's ~1,000 at once)."""
     import gc
 
     from flows import index
