@@ -8,6 +8,7 @@ Bad records raise a ``SageError`` naming the file, line (or list index) and fiel
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,18 @@ def _answers(values: list[Any], where: str, key: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _objects(records: Iterable[tuple[str, Any, int]]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, record) of JSON records, each of which must be an object."""
+    out = []
+    for where, rec, _ in records:
+        if not isinstance(rec, dict):
+            raise SageError(f"{where}: not a JSON object (a record per line, or a list of them)")
+        out.append((where, rec))
+    return out
+
+
 def _jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    return [(where, rec) for where, rec, _ in json_lines(path)]
+    return _objects(json_lines(path))
 
 
 def load_hotpotqa(path: Path) -> list[QAItem]:
@@ -70,7 +81,7 @@ def load_hotpotqa(path: Path) -> list[QAItem]:
 def load_musique(path: Path) -> list[QAItem]:
     """MuSiQue: a JSON list (or JSON lines) of {id, question, answer, answer_aliases, ...}."""
     items = []
-    for where, rec, _ in json_records(path):
+    for where, rec in _objects(json_records(path)):
         qid = str(_need(rec, "id", where))
         hops = qid.split("__", 1)[0]
         group = hops[:4] if hops[:1].isdigit() else "unknown"
