@@ -56,6 +56,41 @@ def test_429_with_retry_after_waits_then_succeeds_with_one_retry():
         server.close()
 
 
+def test_dspys_retry_loop_waits_through_sages_delay_sync_and_async():
+    """sage's policy rides on a private DSPy hook (dspy.clients.execution._delay): a 429
+    through the real client path, sync and acall, must reach sage's delay (its listeners
+    hear the 429; DSPy's own delay tells no one), so a DSPy release that stops calling the
+    hook fails here instead of silently dropping jitter, the cap and the concurrency signal."""
+    from modules import retries
+
+    heard: list[int | None] = []
+    retries.listeners.append(heard.append)
+    server = ScriptedStatusServer(CITY, [(429, {"Retry-After": "0"}), (429, {"Retry-After": "0"})])
+    try:
+        lm = _lm(server.url)
+        assert _city(lm) == "Brennock"
+
+        async def city() -> str:
+            with dspy.context(lm=lm, adapter=json_adapter()):
+                return (await dspy.Predict(City).acall(passage="Brennock is a port.")).city
+
+        assert asyncio.run(city()) == "Brennock"
+        assert heard == [429, 429] and len(server.bodies) == 4
+    finally:
+        retries.listeners.remove(heard.append)
+        server.close()
+
+
+def test_installing_the_policy_without_dspys_hook_is_a_clear_error(monkeypatch):
+    from dspy.clients import execution
+
+    from modules import retries
+
+    monkeypatch.delattr(execution, "_delay")
+    with pytest.raises(RuntimeError, match=r"_delay is gone: update modules/retries\.py"):
+        retries.install(retries.RetryPolicy())
+
+
 def test_retry_after_as_an_http_date_is_honoured():
     from email.utils import formatdate
 
@@ -239,17 +274,25 @@ def _rss_kb() -> float:
 
 
 def test_memory_stays_flat_over_many_served_calls():
-    """RSS slope over 600 calls after a 200-call warm-up: a leak of even ~4 KB a call (the
-    growth issue 21 found) is 2.4 MB here, above the bound."""
+    """RSS slope over 600 calls through sage's own call path (safe_predict: DSPy's client
+    and sage's adapter) after a 200-call warm-up, each call with its own ~3 KB prompt: a
+    call kept anywhere (DSPy's history or its process-wide trace, which grew a 500-seed run
+    by ~4 KB a call) is 1.8 MB here, above the bound."""
+    from modules.predict import Meter, safe_predict
+
     server = StubServer(0.0)
     lm = _lm(server.url)
-    step = dspy.Predict(signatures.JudgeAnswer)
-    inputs = {name: "Ferrin Vashti" for name in signatures.JudgeAnswer.input_fields}
+    step, meter = dspy.Predict(signatures.JudgeAnswer), Meter()
+    fields = list(signatures.JudgeAnswer.input_fields)
+    done = [0]
 
     def calls(n: int) -> None:
-        with dspy.context(lm=lm, adapter=json_adapter(), disable_history=True):
-            for _ in range(n):
-                step(**inputs)
+        for _ in range(n):
+            done[0] += 1
+            inputs = {name: f"Ferrin Vashti {done[0]} " * 150 for name in fields[:1]}
+            inputs |= {name: "Ferrin Vashti" for name in fields[1:]}
+            pred, err = safe_predict(step, meter, lm=lm, adapter=json_adapter(), **inputs)
+            assert err is None, err
 
     try:
         calls(200)
