@@ -46,8 +46,14 @@ class EvaluateParams(FlowParams):
     """What `sage evaluate` takes."""
 
     RESUME_KEYS: ClassVar[tuple[str, ...]] = (
-        "dataset", "fmt", "collection", "attempts", "max_searches", "offset", "seed",
-    )  # fmt: skip
+        "dataset",
+        "fmt",
+        "collection",
+        "attempts",
+        "max_searches",
+        "offset",
+        "seed",
+    )
 
     dataset: str = argument("QA file, or a sage run directory.")
     fmt: Literal["sage", "hotpotqa", "musique", "qa"] = option(
@@ -167,9 +173,18 @@ def eval_metrics(df: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-COLS = ["questions", "accuracy", "avg_at_k", "mean_searches", "mean_searches_correct",
-        "step_parse_rate", "forced_rate", "forced_right_rate", "seconds_per_attempt",
-        "lm_calls_per_attempt"]  # fmt: skip
+COLS = [
+    "questions",
+    "accuracy",
+    "avg_at_k",
+    "mean_searches",
+    "mean_searches_correct",
+    "step_parse_rate",
+    "forced_rate",
+    "forced_right_rate",
+    "seconds_per_attempt",
+    "lm_calls_per_attempt",
+]
 
 
 def eval_report(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -215,19 +230,26 @@ def evaluate_agent(
 ) -> dict[str, Any]:
     """Run the search agent K times per question and report accuracy and searches by group."""
     settings = load_settings(**(settings_overrides or {}))
-    params = params.model_copy(update={
-        "dataset": str(Path(params.dataset).resolve()),
-        "collection": params.collection or settings.collection,
-        "run_id": params.run_id or new_run_id("eval-"),
-    })  # fmt: skip
+    params = params.model_copy(
+        update={
+            "dataset": str(Path(params.dataset).resolve()),
+            "collection": params.collection or settings.collection,
+            "run_id": params.run_id or new_run_id("eval-"),
+        }
+    )
     items = load_qa(params.dataset, params.fmt)
     items = items[params.offset : params.offset + params.limit if params.limit else None]
     store = RunStore(settings.runs_dir, params.run_id)
     verifier, version = _open_verifier(params, settings)
     manifest = run_manifest(
-        "evaluation", params.run_id, params, settings, ("agent", "judge"),
-        collection_version=version, questions=[it.id for it in items],
-    )  # fmt: skip
+        "evaluation",
+        params.run_id,
+        params,
+        settings,
+        ("agent", "judge"),
+        collection_version=version,
+        questions=[it.id for it in items],
+    )
     resumed = store.start(manifest, params.RESUME_KEYS)
     t0 = time.perf_counter()
     solve_all(items, verifier, params.seed, store)

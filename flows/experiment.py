@@ -36,7 +36,6 @@ from flows.engine.params import (
     FlowParams,
     GeneratorSearches,
     MaxSearches,
-    Rounds,
     RunId,
     Steps,
     option,
@@ -70,8 +69,9 @@ def parse_arms(spec: str) -> tuple[str, ...]:
     arms = tuple(dict.fromkeys(a.strip() for a in spec.split(",") if a.strip()))
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
-        raise SageError(f"--arms {spec!r}: unknown arm {bad[0] if bad else ''!r} "
-                        f"(use {', '.join(ARMS)})")  # fmt: skip
+        raise SageError(
+            f"--arms {spec!r}: unknown arm {bad[0] if bad else ''!r} (use {', '.join(ARMS)})"
+        )
     return arms
 
 
@@ -79,9 +79,20 @@ class ExperimentParams(FlowParams):
     """Everything `sage experiment` takes (recorded; a resume must keep RESUME_KEYS)."""
 
     RESUME_KEYS: ClassVar[tuple[str, ...]] = (
-        "collection", "seeds", "steps", "rounds", "attempts", "arms", "seed", "max_searches",
-        "generator_searches", "program", "answer_types", "answer_source", "corpus",
-    )  # fmt: skip
+        "collection",
+        "seeds",
+        "steps",
+        "rounds",
+        "attempts",
+        "arms",
+        "seed",
+        "max_searches",
+        "generator_searches",
+        "program",
+        "answer_types",
+        "answer_source",
+        "corpus",
+    )
 
     SHARES: ClassVar[tuple[str, ...]] = (
         "collection",
@@ -103,7 +114,7 @@ class ExperimentParams(FlowParams):
     steps: Steps = option(
         "2-5", "Target searches S of the feedback/resample arms: N, LO-HI, S:N,..."
     )
-    rounds: Rounds = option(3, "Rounds R after round 0 (the table's +1 ... +R).", ge=1)
+    rounds: int = option(3, "Rounds R after round 0 (the table's +1 ... +R).", ge=1)
     attempts: Attempts = option(4, "Search-agent attempts K per round.")
     arms: str = option(",".join(ARMS), "Arms: no-target,feedback,resample (any of them).")
     seed: int = option(0, "Random seed: the seed plan and the bootstrap.")
@@ -127,8 +138,10 @@ class ExperimentParams(FlowParams):
     @classmethod
     def _steps(cls, v: str) -> str:
         if None in parse_steps(v):
-            raise SageError("--steps any: the feedback and resample arms need a target S "
-                            "(the no-target arm already runs without one)")  # fmt: skip
+            raise SageError(
+                "--steps any: the feedback and resample arms need a target S "
+                "(the no-target arm already runs without one)"
+            )
         return v
 
     def arm_list(self) -> tuple[str, ...]:
@@ -160,8 +173,14 @@ def shared_round_zero(seed: dict[str, Any], job: SeedJob) -> bool:
         return False
 
     def on_round(record: dict[str, Any]) -> None:
-        rec = {"seed_id": sid, "run_id": job.run_id, "pid": os.getpid(),
-               "host": socket.gethostname(), **record, "strategy": SHARED}  # fmt: skip
+        rec = {
+            "seed_id": sid,
+            "run_id": job.run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **record,
+            "strategy": SHARED,
+        }
         store.append_record(rec)
         say(round_line(rec))
         round_done(rec)  # the round-0 progress line's cost
@@ -235,8 +254,10 @@ def _check_resume(root: Path, run_id: str, manifest: dict[str, Any]) -> bool:
     for key in ExperimentParams.RESUME_KEYS:
         was, now = old["params"].get(key), manifest["params"].get(key)
         if was != now:
-            raise SageError(f"experiment {run_id!r} exists with {key}={was!r}, not {now!r}: "
-                            "use another --run-id to change it")  # fmt: skip
+            raise SageError(
+                f"experiment {run_id!r} exists with {key}={was!r}, not {now!r}: "
+                "use another --run-id to change it"
+            )
     config_conflict(run_id, old.get("config"), manifest.get("config"))
     return True
 
@@ -246,12 +267,23 @@ def start_experiment(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Plan the seeds (as the generate flow does) and write the experiment's manifest, or
     check a resumed one: (the plan, resumed?)."""
-    plan = plan_seeds(runtime.doc_ids(), parse_steps(params.steps), params.seeds, params.seed,
-                      None, parse_answer_types(params.answer_types))  # fmt: skip
+    plan = plan_seeds(
+        runtime.doc_ids(),
+        parse_steps(params.steps),
+        params.seeds,
+        params.seed,
+        None,
+        parse_answer_types(params.answer_types),
+    )
     manifest = run_manifest(
-        EXPERIMENT, params.run_id, params, settings, collection_version=runtime.collection_version,
-        config=runtime.job.config.record(), seeds=plan,
-    )  # fmt: skip
+        EXPERIMENT,
+        params.run_id,
+        params,
+        settings,
+        collection_version=runtime.collection_version,
+        config=runtime.job.config.record(),
+        seeds=plan,
+    )
     resumed = _check_resume(root, str(params.run_id), manifest)
     store = RunStore(root.parent, EXPERIMENT)
     store.start(manifest, ExperimentParams.RESUME_KEYS)
@@ -259,9 +291,13 @@ def start_experiment(
 
 
 def run_arm(
-    arm: str, plan: list[dict[str, Any]], base: Runtime, settings: Settings,
-    params: ExperimentParams, root: Path,
-) -> pl.DataFrame:  # fmt: skip
+    arm: str,
+    plan: list[dict[str, Any]],
+    base: Runtime,
+    settings: Settings,
+    params: ExperimentParams,
+    root: Path,
+) -> pl.DataFrame:
     """One arm to the end with the generate flow's seed tasks: the shared round 0 copied in
     first (feedback, resample), finished seeds skipped; returns the arm's candidates."""
     gp = params.arm_params(arm)
@@ -291,20 +327,25 @@ def run_experiment(
     overrides = dict(settings_overrides or {})
     settings = load_settings(**overrides)
     params = params.model_copy(
-        update={"run_id": params.run_id or new_run_id(),
-                "collection": params.collection or settings.collection}
-    )  # fmt: skip
+        update={
+            "run_id": params.run_id or new_run_id(),
+            "collection": params.collection or settings.collection,
+        }
+    )
     base_params = params.arm_params(ROUND0)
     check_retriever(base_params, settings)
     root = Path(settings.runs_dir) / str(params.run_id) / EXPERIMENT
-    base = open_generate_runtime(base_params, settings, base_params.sage_config(settings),
-                                 overrides)  # fmt: skip
+    base = open_generate_runtime(
+        base_params, settings, base_params.sage_config(settings), overrides
+    )
     base.job = replace(base.job, runs_dir=str(root))
     register_runtime(base.job, base)
     plan, resumed = start_experiment(root, params, settings, base)
     arms = params.arm_list()
-    say(f"experiment {params.run_id}: {len(plan)} seeds, arms {', '.join(arms)}; "
-        f"K={params.attempts}, R={params.rounds}{' (resumed)' if resumed else ''}")  # fmt: skip
+    say(
+        f"experiment {params.run_id}: {len(plan)} seeds, arms {', '.join(arms)}; "
+        f"K={params.attempts}, R={params.rounds}{' (resumed)' if resumed else ''}"
+    )
     wall: dict[str, float] = {}
     t0 = time.perf_counter()
     if {"feedback", "resample"} & set(arms):
@@ -322,9 +363,12 @@ def run_experiment(
 
 
 def finish(
-    root: Path, params: ExperimentParams, frames: dict[str, pl.DataFrame], resumed: bool,
+    root: Path,
+    params: ExperimentParams,
+    frames: dict[str, pl.DataFrame],
+    resumed: bool,
     wall: dict[str, float],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The table from every arm's candidates, written and published; the summary."""
     result = build_table(frames, params.rounds, params.seed, params.bootstrap)
     manifest = RunStore(root.parent, EXPERIMENT).read_manifest()
@@ -338,15 +382,27 @@ def finish(
     for arm, df in frames.items():  # each arm's own rounds: its round 0 is the shared one
         own = df if arm == NO_TARGET else df.filter(pl.col("round") > 0)
         calls[arm] = int(own["lm_calls"].fill_null(0).sum())
-    return {"run_dir": str(root.parent.resolve()), "experiment_dir": str(root.resolve()),
-            "resumed": resumed, "table": result["table"], "paired": result["paired"],
-            "warnings": result["warnings"], "lm_calls": calls, "wall_seconds": wall}  # fmt: skip
+    return {
+        "run_dir": str(root.parent.resolve()),
+        "experiment_dir": str(root.resolve()),
+        "resumed": resumed,
+        "table": result["table"],
+        "paired": result["paired"],
+        "warnings": result["warnings"],
+        "lm_calls": calls,
+        "wall_seconds": wall,
+    }
 
 
 def _publish(root: Path, run_id: str, result: dict[str, Any]) -> None:
     rows = [{k: v for k, v in t.items() if not k.endswith("_ci")} for t in result["table"]]
-    create_table_artifact(table=rows, key=artifact_key("sage", run_id, "experiment-table"),
-                          description=f"experiment {run_id}: per arm and round")  # fmt: skip
-    create_markdown_artifact(markdown=(root / "table.md").read_text(),
-                             key=artifact_key("sage", run_id, "experiment-report"),
-                             description=f"experiment {run_id}: the table")  # fmt: skip
+    create_table_artifact(
+        table=rows,
+        key=artifact_key("sage", run_id, "experiment-table"),
+        description=f"experiment {run_id}: per arm and round",
+    )
+    create_markdown_artifact(
+        markdown=(root / "table.md").read_text(),
+        key=artifact_key("sage", run_id, "experiment-report"),
+        description=f"experiment {run_id}: the table",
+    )

@@ -57,9 +57,19 @@ class GenerateParams(FlowParams):
     """Everything `sage generate` takes (recorded in the manifest; resumes must match)."""
 
     RESUME_KEYS: ClassVar[tuple[str, ...]] = (
-        "collection", "steps", "attempts", "rounds", "strategy", "seed", "n", "seeds",
-        "answer_types", "answer_source", "relaxed_final_round", "corpus",
-    )  # fmt: skip
+        "collection",
+        "steps",
+        "attempts",
+        "rounds",
+        "strategy",
+        "seed",
+        "n",
+        "seeds",
+        "answer_types",
+        "answer_source",
+        "relaxed_final_round",
+        "corpus",
+    )
 
     collection: Collection = option(None, "Collection to seed from and search [SAGE_COLLECTION].")
     n: int | None = option(None, "Accepted items wanted.", flag="--n", ge=1)
@@ -159,10 +169,17 @@ def build_manifest(
 ) -> dict[str, Any]:
     """A generation run's manifest (an experiment's arms have one too)."""
     return run_manifest(
-        None, params.run_id, params, settings, endpoints=endpoints_of(settings),
-        collection_version=collection_version, program_hash=program_hash,
-        packages=versions(), git_commit=git_commit(), seeds=plan,
-    )  # fmt: skip
+        None,
+        params.run_id,
+        params,
+        settings,
+        endpoints=endpoints_of(settings),
+        collection_version=collection_version,
+        program_hash=program_hash,
+        packages=versions(),
+        git_commit=git_commit(),
+        seeds=plan,
+    )
 
 
 class Ledger:
@@ -250,9 +267,11 @@ def generate_dataset(
     settings = load_settings(**(settings_overrides or {}))
     check_retriever(params, settings)
     params = params.model_copy(
-        update={"run_id": params.run_id or new_run_id(),
-                "collection": params.collection or settings.collection}
-    )  # fmt: skip
+        update={
+            "run_id": params.run_id or new_run_id(),
+            "collection": params.collection or settings.collection,
+        }
+    )
     config = params.sage_config(settings)
     store = RunStore(settings.runs_dir, params.run_id)
     runtime = open_runtime(params, settings, config, dict(settings_overrides or {}))
@@ -287,9 +306,16 @@ def open_runtime(
 ) -> Runtime:
     """The flow's Runtime with the seed documents, registered for this process's seed tasks
     under a job naming the exact collection version (other processes open their own)."""
-    job = SeedJob(str(settings.runs_dir), str(params.run_id), config, overrides,
-                  str(params.collection), params.program,
-                  params.widest(settings) * params.attempt_workers, params.seed)  # fmt: skip
+    job = SeedJob(
+        str(settings.runs_dir),
+        str(params.run_id),
+        config,
+        overrides,
+        str(params.collection),
+        params.program,
+        params.widest(settings) * params.attempt_workers,
+        params.seed,
+    )
     runtime = Runtime.open(job, settings)
     runtime.job = replace(job, collection=runtime.collection_version)
     runtime.load_seed_documents(params.corpus, params.planned_seeds(), params.seed)
@@ -312,9 +338,13 @@ def start_run(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Plan the seeds and write the manifest, or resume: (the run's plan, resumed?)."""
     plan = plan_seeds(
-        runtime.doc_ids(), parse_steps(params.steps), params.planned_seeds(), params.seed,
-        params.prefer_docs, parse_answer_types(params.answer_types),
-    )  # fmt: skip
+        runtime.doc_ids(),
+        parse_steps(params.steps),
+        params.planned_seeds(),
+        params.seed,
+        params.prefer_docs,
+        parse_answer_types(params.answer_types),
+    )
     manifest = build_manifest(
         params, settings, plan, runtime.collection_version, runtime.program_hash
     )

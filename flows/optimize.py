@@ -60,9 +60,9 @@ class OptimizeParams(FlowParams):
     module: str = option(..., "agent | generator | reviser.")
     runs: list[str] = option([], "A previous run directory (repeatable).")
     qa: list[str] = option(
-        [], "A QA set to train and score the agent on (repeatable); needs --collection "
-        "when no --runs.",
-    )  # fmt: skip
+        [],
+        "A QA set to train and score the agent on (repeatable); needs --collection when no --runs.",
+    )
     qa_format: str = option("qa", "Format of --qa: sage | hotpotqa | musique | qa.")
     optimizer: str = option("bootstrap", "bootstrap | mipro | gepa.")
     dev_frac: float = option(0.3, "Held-out dev fraction.", gt=0.0, lt=1.0)
@@ -142,6 +142,30 @@ def _open(
     return opt, verifier, prompt_lm, version
 
 
+def _train_dev(params: OptimizeParams, stores: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The module's train and dev examples from the runs and QA sets (logged)."""
+    examples = collect_examples(params.module, stores) + qa_examples(params.qa, params.qa_format)
+    what = {"agent": "questions", "generator": "seeds", "reviser": "failed rounds"}
+    train, dev = split(
+        examples,
+        params.dev_frac,
+        params.seed,
+        params.max_train,
+        params.max_dev,
+        what[params.module],
+    )
+    get_run_logger().info(
+        "optimizing the %s with %s: %d train / %d dev examples from %d run(s), %d QA set(s)",
+        params.module,
+        params.optimizer,
+        len(train),
+        len(dev),
+        len(stores),
+        len(params.qa),
+    )
+    return train, dev
+
+
 @flow(name="optimize-module", log_prints=True)
 def optimize_module(
     params: OptimizeParams, settings_overrides: dict[str, Any] | None = None
@@ -150,16 +174,7 @@ def optimize_module(
     settings = load_settings(**(settings_overrides or {}))
     stores = open_runs(params.runs) if params.runs else []
     coll = params.collection or runs_collection(stores)
-    examples = collect_examples(params.module, stores) + qa_examples(params.qa, params.qa_format)
-    what = {"agent": "questions", "generator": "seeds", "reviser": "failed rounds"}
-    train, dev = split(
-        examples, params.dev_frac, params.seed, params.max_train, params.max_dev,
-        what[params.module],
-    )  # fmt: skip
-    get_run_logger().info(
-        "optimizing the %s with %s: %d train / %d dev examples from %d run(s), %d QA set(s)",
-        params.module, params.optimizer, len(train), len(dev), len(stores), len(params.qa),
-    )  # fmt: skip
+    train, dev = _train_dev(params, stores)
     t0 = time.perf_counter()
     opt, verifier, prompt_lm, version = _open(params, settings, coll)
     metric = Metric(params.module, verifier)
@@ -191,7 +206,7 @@ def optimize_module(
         "dev": [
             {"id": ex.id, "before": b, "after": a}
             for ex, b, a in zip(dev, before, after, strict=True)
-        ],  # fmt: skip
+        ],
     }
     meta_path(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return summary

@@ -128,20 +128,34 @@ def nightly_refresh(
     stamp = new_run_id()
     idx = index_corpus(IndexParams(path=p.corpus, collection=name), overrides)
     changed = idx["changed_docs"]
-    get_run_logger().info("index %s: %d embedded, %d changed documents", idx["version"],
-                          idx["embedded"], len(changed))  # fmt: skip
-    gen = generate_dataset(GenerateParams.of(
-        p, collection=name, run_id=f"refresh-{p.dataset}-{stamp}", prefer_docs=changed or None,
-        seed=p.seed if p.seed is not None else int(stamp.replace("-", "")) % 2**31,
-    ), overrides)  # fmt: skip
+    get_run_logger().info(
+        "index %s: %d embedded, %d changed documents", idx["version"], idx["embedded"], len(changed)
+    )
+    gen = generate_dataset(
+        GenerateParams.of(
+            p,
+            collection=name,
+            run_id=f"refresh-{p.dataset}-{stamp}",
+            prefer_docs=changed or None,
+            seed=p.seed if p.seed is not None else int(stamp.replace("-", "")) % 2**31,
+        ),
+        overrides,
+    )
     run_dir, val = Path(gen["run_dir"]), None
     files = {f: run_dir / f for f in PUBLISHED}
     if p.validate_run:
-        val = validate_run(ValidateParams(
-            run_dir=str(run_dir), attempts=p.validate_attempts, tag=p.tag,
-            max_searches=p.max_searches, validation_id=stamp, against=p.against,
-            published=str(Path(p.datasets_dir) / p.dataset),
-        ), overrides)  # fmt: skip
+        val = validate_run(
+            ValidateParams(
+                run_dir=str(run_dir),
+                attempts=p.validate_attempts,
+                tag=p.tag,
+                max_searches=p.max_searches,
+                validation_id=stamp,
+                against=p.against,
+                published=str(Path(p.datasets_dir) / p.dataset),
+            ),
+            overrides,
+        )
         vdir = Path(val["validation_dir"])  # publish the filtered copy
         files = {f: vdir / f.replace("dataset.", "dataset.filtered.") for f in PUBLISHED}
     summary = publish_version(p, stamp, files, idx, run_dir, val) | {"accepted": gen["accepted"]}

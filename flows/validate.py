@@ -69,8 +69,14 @@ class ValidateParams(FlowParams):
     """What `sage validate` takes."""
 
     RESUME_KEYS: ClassVar[tuple[str, ...]] = (
-        "attempts", "reverify", "solver_lm", "max_searches", "tag", "seed", "checks",
-    )  # fmt: skip
+        "attempts",
+        "reverify",
+        "solver_lm",
+        "max_searches",
+        "tag",
+        "seed",
+        "checks",
+    )
 
     run_dir: str = argument("A run directory (or runs/latest).")
     attempts: RunAttempts = option(None, "Fresh agent attempts per item (default: the run's K).")
@@ -137,10 +143,15 @@ class Checkers:
             verifier = next(iter(solvers.values()), verifier)
         checks = None
         if solver_checks_of(params):
-            judge = verifier.judge if verifier else Judge(
-                runtime.role_lm(settings, "judge"), min_gold_recall=config.judge_min_gold_recall,
-                number_guard=config.judge_number_guard,
-            )  # fmt: skip
+            judge = (
+                verifier.judge
+                if verifier
+                else Judge(
+                    runtime.role_lm(settings, "judge"),
+                    min_gold_recall=config.judge_min_gold_recall,
+                    number_guard=config.judge_number_guard,
+                )
+            )
             checks = SolverChecks(runtime.role_lm(settings, "agent"), judge, config.doc_chars)
         tagger = Tagger(runtime.role_lm(settings, "judge")) if params.tag else None
         return cls(verifier, tagger, params, solvers, checks)
@@ -155,8 +166,14 @@ def check_item(
 ) -> dict:
     """Fresh attempts (each solver), solver checks and reasoning tags for one accepted item
     (checkpointed)."""
-    rec: dict[str, Any] = {"kind": "item", "id": item["id"], "attempts": None, "reasoning": None,
-                           "solvers": {}, "solver_checks": None}  # fmt: skip
+    rec: dict[str, Any] = {
+        "kind": "item",
+        "id": item["id"],
+        "attempts": None,
+        "reasoning": None,
+        "solvers": {},
+        "solver_checks": None,
+    }
     p = checkers.params
     base = stable_int("validate", p.seed, item["id"], digits=6) * 16
     if p.reverify:
@@ -164,9 +181,11 @@ def check_item(
             atts = verifier(item["question"], [item["answer"]], base)
             rec["solvers"][name] = [asdict(a) for a in atts]
         first = next(iter(rec["solvers"].values()), None)
-        atts = first if first is not None else [
-            asdict(a) for a in checkers.verifier(item["question"], [item["answer"]], base)
-        ]  # fmt: skip
+        atts = (
+            first
+            if first is not None
+            else [asdict(a) for a in checkers.verifier(item["question"], [item["answer"]], base)]
+        )
         rec["attempts"] = atts
     if checkers.checks is not None:
         notes = supporting_notes(item, round_detail.get("notes") or [])
@@ -224,11 +243,15 @@ def validate_run(
         overrides["agent_lm"] = params.solver_lm[0]
     settings = load_settings(**overrides)
     rp = manifest["params"]
-    params = params.model_copy(update={
-        "attempts": params.attempts or int(rp["attempts"]),
-        "max_searches": rp["max_searches"] if params.max_searches is None else params.max_searches,
-        "validation_id": params.validation_id or new_run_id(),
-    })  # fmt: skip
+    params = params.model_copy(
+        update={
+            "attempts": params.attempts or int(rp["attempts"]),
+            "max_searches": rp["max_searches"]
+            if params.max_searches is None
+            else params.max_searches,
+            "validation_id": params.validation_id or new_run_id(),
+        }
+    )
     retriever = open_retriever(settings, collection=rp["collection"], k=params.shortcut_k)
     if isinstance(retriever, QdrantRetriever):  # the exact version the run searched
         retriever.collection = _collection(retriever.store, manifest, get_run_logger())
@@ -271,9 +294,15 @@ def _manifest(
     params: ValidateParams, run: dict[str, Any], collection: str, settings: Any
 ) -> dict[str, Any]:
     return run_manifest(
-        "validation", params.validation_id, params, settings, ("agent", "judge"),
-        with_settings=False, of_run=run["run_id"], collection_version=collection,
-    )  # fmt: skip
+        "validation",
+        params.validation_id,
+        params,
+        settings,
+        ("agent", "judge"),
+        with_settings=False,
+        of_run=run["run_id"],
+        collection_version=collection,
+    )
 
 
 def check_items(run: CheckedRun, checkers: Checkers, vstore: RunStore) -> None:
@@ -337,8 +366,9 @@ def finalise_validation(
     checks = {r["id"]: r for r in recs if r["kind"] == "item"}
     vectors = guards.embed(settings.models_dir, [i["question"] for i in items])
     dups = guards.near_duplicates(settings, items, vectors, params.published, params.dup_threshold)
-    contam = guards.contamination(settings, items, vectors, params.against, guard.evals,
-                                  params.ngram, params.contam_cosine)  # fmt: skip
+    contam = guards.contamination(
+        settings, items, vectors, params.against, guard.evals, params.ngram, params.contam_cosine
+    )
     solvers = [solver_name(m) for m in params.solver_lm] if params.reverify else []
     dropped = flags.drops(params.strict, params.agree)
     rc = RowChecks(retriever, params.shortcut_k, params.ambiguity_min_agree, solvers, dropped)
@@ -348,9 +378,12 @@ def finalise_validation(
     vstore.write_parquet("rejected.parquet", pl.DataFrame(rej_rows, infer_schema_length=None))
     write_datasets(vstore, items, rows)
     summary = validation_summary(rows, rej_rows, items) | {
-        "drops": dropped, "warnings": guard.warnings, "solver_checks": solver_check_cost(rows),
-        "against": list(params.against), "eval_items": len(guard.evals),
-    }  # fmt: skip
+        "drops": dropped,
+        "warnings": guard.warnings,
+        "solver_checks": solver_check_cost(rows),
+        "against": list(params.against),
+        "eval_items": len(guard.evals),
+    }
     vstore.write_json("validation.json", summary)
     vstore.write_text("validation.md", validation_markdown(run.manifest, vstore.run_id, summary))
     return summary

@@ -32,8 +32,12 @@ class SageJSONAdapter(dspy.JSONAdapter):
         return text
 
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
-        key = (signature, self.use_native_function_calling, bool(lm.supports_response_schema),
-               "response_format" in lm.supported_params)  # fmt: skip
+        key = (
+            signature,
+            self.use_native_function_calling,
+            bool(lm.supports_response_schema),
+            "response_format" in lm.supported_params,
+        )
         with self._lock:
             cached = self._formats.get(key)
         if cached is None:

@@ -47,8 +47,9 @@ def show_trajectory(
     searches = [s for s in trace if s["type"] == "search"]
     if not searches:
         return Shown("(no searches yet)")
-    return fit_items(lambda limits: _render(searches, limits), len(searches), passage_chars,
-                     max_chars)  # fmt: skip
+    return fit_items(
+        lambda limits: _render(searches, limits), len(searches), passage_chars, max_chars
+    )
 
 
 def _render(searches: list[dict[str, Any]], limits: list[int | None]) -> Shown:
@@ -71,8 +72,13 @@ def _render(searches: list[dict[str, Any]], limits: list[int | None]) -> Shown:
 def passage_record(p: Passage, chars: int | None) -> dict[str, Any]:
     """A retrieved passage as traces store it: its text (at most ``chars``; None: whole) and
     its full length."""
-    return {"id": p.id, "doc_id": p.doc_id, "title": p.title, "text": clip(p.text, chars),
-            "chars": len(flat(p.text))}  # fmt: skip
+    return {
+        "id": p.id,
+        "doc_id": p.doc_id,
+        "title": p.title,
+        "text": clip(p.text, chars),
+        "chars": len(flat(p.text)),
+    }
 
 
 class SearchAgent(dspy.Module):
@@ -137,8 +143,9 @@ class SearchAgent(dspy.Module):
             repeat = query_key(text) in {query_key(t["query"]) for t in _searches(res.trace)}
             if repeat and self.reask_repeats and res.reasks < self.MAX_REASKS:
                 res.reasks += 1
-                res.trace.append({"type": "repeat_query", "reasoning": pred.reasoning,
-                                  "query": text})  # fmt: skip
+                res.trace.append(
+                    {"type": "repeat_query", "reasoning": pred.reasoning, "query": text}
+                )
                 continue
             if res.n_searches >= self.max_searches:
                 res.trace.append({"type": "budget_spent", "reasoning": pred.reasoning})
@@ -156,10 +163,15 @@ class SearchAgent(dspy.Module):
         new = not repeat and any(p.id not in seen for p in passages)
         res.n_searches += 1
         res.new_searches += new
-        res.trace.append({
-            "type": "search", "reasoning": reasoning, "query": query, "new": new,
-            "passages": [passage_record(p, self.passage_chars) for p in passages],
-        })  # fmt: skip
+        res.trace.append(
+            {
+                "type": "search",
+                "reasoning": reasoning,
+                "query": query,
+                "new": new,
+                "passages": [passage_record(p, self.passage_chars) for p in passages],
+            }
+        )
 
     def _trajectory(self, res: AgentResult) -> str:
         """The trajectory for the next prompt; what it showed and cut goes to the meter."""
@@ -168,8 +180,10 @@ class SearchAgent(dspy.Module):
         res.meter.cut_chars += shown.cut
         last = res.trace[-1] if res.trace else {}
         if last.get("type") == "repeat_query":
-            return (f"{shown.text}\n(You already searched {last['query']!r}: search for "
-                    "a fact you do not have yet, or answer.)")  # fmt: skip
+            return (
+                f"{shown.text}\n(You already searched {last['query']!r}: search for "
+                "a fact you do not have yet, or answer.)"
+            )
         return shown.text
 
     def _next_step(
@@ -182,9 +196,15 @@ class SearchAgent(dspy.Module):
             res.step_calls += 1
             cfg = sample_config(_rid(rollout_id, res.step_calls - 1), temperature, retry)
             return safe_predict(
-                self.step, res.meter, self.lm, self.adapter, cfg, question=question,
-                trajectory=traj, searches_left=self.max_searches - res.n_searches,
-            )  # fmt: skip
+                self.step,
+                res.meter,
+                self.lm,
+                self.adapter,
+                cfg,
+                question=question,
+                trajectory=traj,
+                searches_left=self.max_searches - res.n_searches,
+            )
 
         pred, errors = predict_twice(call, _invalid_step)
         res.parse_failures += len(errors)
@@ -199,8 +219,15 @@ class SearchAgent(dspy.Module):
 
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:
             cfg = sample_config(_rid(rollout_id, 999), temperature, retry)
-            return safe_predict(self.final, res.meter, self.lm, self.adapter, cfg,
-                                question=question, trajectory=traj)  # fmt: skip
+            return safe_predict(
+                self.final,
+                res.meter,
+                self.lm,
+                self.adapter,
+                cfg,
+                question=question,
+                trajectory=traj,
+            )
 
         def answered(pred: Any) -> str | None:
             return None if str(getattr(pred, "answer", "") or "").strip() else "empty answer"
@@ -210,8 +237,9 @@ class SearchAgent(dspy.Module):
         res.trace += [{"type": "parse_failure", "error": e} for e in errors]
         if pred is not None:
             res.answer = str(pred.answer).strip()
-            res.trace.append({"type": "forced_answer", "reasoning": pred.reasoning,
-                              "answer": res.answer})  # fmt: skip
+            res.trace.append(
+                {"type": "forced_answer", "reasoning": pred.reasoning, "answer": res.answer}
+            )
 
 
 def _searches(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:

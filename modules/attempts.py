@@ -139,5 +139,13 @@ class Verifier:
 
     def __call__(self, question: str, golds: list[str], base: int) -> list[Attempt]:
         """The judged attempts, with rollout ids ``base``, ``base + 1``, ..."""
-        return run_attempts(self.agent, self.judge, question, golds, self.attempts, base,
-                            self.temperature, self.workers)  # fmt: skip
+        return run_attempts(
+            self.agent,
+            self.judge,
+            question,
+            golds,
+            self.attempts,
+            base,
+            self.temperature,
+            self.workers,
+        )

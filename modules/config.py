@@ -34,47 +34,86 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
     "paper": {
         "temperature": {"generator": 1.0, "reviser": 1.0, "agent": 1.0, "judge": 0.0},
         "max_tokens": {"generator": 4096, "reviser": 4096, "agent": 2048, "judge": 512},
-        "passage_chars": None, "trajectory_chars": None, "generator_passage_chars": None,
-        "notes_chars": None, "doc_chars": None, "attempt_chars": None,
-        "research_chars": None, "history_chars": None, "reviser_note_chars": None,
+        "passage_chars": None,
+        "trajectory_chars": None,
+        "generator_passage_chars": None,
+        "notes_chars": None,
+        "doc_chars": None,
+        "attempt_chars": None,
+        "research_chars": None,
+        "history_chars": None,
+        "reviser_note_chars": None,
         "reviser_notes_chars": None,
-        "judge_min_gold_recall": 0.0, "judge_number_guard": False,
-        "regenerate_failed": False, "reask_repeats": False,
+        "judge_min_gold_recall": 0.0,
+        "judge_number_guard": False,
+        "regenerate_failed": False,
+        "reask_repeats": False,
         "generator_min_searches": 0,
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
-        "field_chars": None, "bundled_program": False,
+        "field_chars": None,
+        "bundled_program": False,
     },
     "small": {
         "temperature": {"generator": 0.7, "reviser": 0.7, "agent": 0.7, "judge": 0.0},
         "max_tokens": {"generator": 768, "reviser": 768, "agent": 768, "judge": 768},
-        "passage_chars": 450, "trajectory_chars": 9000, "generator_passage_chars": 350,
-        "notes_chars": 5000, "doc_chars": 2400, "attempt_chars": 4000,
-        "research_chars": 1200, "history_chars": 1500, "reviser_note_chars": 1200,
+        "passage_chars": 450,
+        "trajectory_chars": 9000,
+        "generator_passage_chars": 350,
+        "notes_chars": 5000,
+        "doc_chars": 2400,
+        "attempt_chars": 4000,
+        "research_chars": 1200,
+        "history_chars": 1500,
+        "reviser_note_chars": 1200,
         "reviser_notes_chars": 5000,
-        "judge_min_gold_recall": 0.5, "judge_number_guard": True,
-        "regenerate_failed": True, "reask_repeats": True,
+        "judge_min_gold_recall": 0.5,
+        "judge_number_guard": True,
+        "regenerate_failed": True,
+        "reask_repeats": True,
         # the generator searches (the seed's title) before it may write
         "generator_min_searches": 1,
         # which pinned local model (modules/model_store.py key) each role loads
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
         # maxLength of these JSON-schema fields when the local engine decodes them
-        "field_chars": {"reasoning": 240, "analysis": 300, "text": 120, "query": 80,
-                        "question": 240, "answer": 60, "sub_question": 160,
-                        "sub_answer": 60, "passage": 3, "extracted_answer": 80},
+        "field_chars": {
+            "reasoning": 240,
+            "analysis": 300,
+            "text": 120,
+            "query": 80,
+            "question": 240,
+            "answer": 60,
+            "sub_question": 160,
+            "sub_answer": 60,
+            "passage": 3,
+            "extracted_answer": 80,
+        },
         # load flows/data/programs/small.json (few-shot demos) into the program
         "bundled_program": True,
     },
-}  # fmt: skip
+}
 
 BUDGETS = (
-    "passage_chars", "trajectory_chars", "generator_passage_chars", "notes_chars", "doc_chars",
-    "attempt_chars", "research_chars", "history_chars", "reviser_note_chars",
+    "passage_chars",
+    "trajectory_chars",
+    "generator_passage_chars",
+    "notes_chars",
+    "doc_chars",
+    "attempt_chars",
+    "research_chars",
+    "history_chars",
+    "reviser_note_chars",
     "reviser_notes_chars",
-)  # fmt: skip
+)
 KNOBS = (
-    "judge_min_gold_recall", "judge_number_guard", "regenerate_failed", "reask_repeats",
-    "generator_min_searches", "local_models", "field_chars", "bundled_program",
-)  # fmt: skip
+    "judge_min_gold_recall",
+    "judge_number_guard",
+    "regenerate_failed",
+    "reask_repeats",
+    "generator_min_searches",
+    "local_models",
+    "field_chars",
+    "bundled_program",
+)
 EXECUTION_ONLY = frozenset({"attempt_workers"})  # knobs a resumed run may change
 
 
@@ -185,8 +224,12 @@ def resolve_role(settings: Any, role: str, profile: str, local_ctx: int | None) 
 
 # Which signature each role's budget is for, and its variable inputs (shown as placeholders
 # when the fixed part of the prompt is measured).
-_ROLE_SIGNATURES = {"agent": "NextStep", "generator": "WriteQA", "reviser": "ReviseQA",
-                    "judge": "JudgeAnswer"}  # fmt: skip
+_ROLE_SIGNATURES = {
+    "agent": "NextStep",
+    "generator": "WriteQA",
+    "reviser": "ReviseQA",
+    "judge": "JudgeAnswer",
+}
 
 
 @cache

@@ -177,8 +177,14 @@ class Generator(dspy.Module):
         doc_id: str = "seed",
         answer_type: str = "entity",
     ) -> GenResult:
-        draft = Draft(document, target_steps, answer_type, feedback, rollout_id,
-                      notes=self.seed_notes(document, doc_id))  # fmt: skip
+        draft = Draft(
+            document,
+            target_steps,
+            answer_type,
+            feedback,
+            rollout_id,
+            notes=self.seed_notes(document, doc_id),
+        )
         self.gather(draft, self.max_searches)
         return self.write_pair(draft)
 
@@ -214,13 +220,18 @@ class Generator(dspy.Module):
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:
             cfg = sample_config(draft.rid(len(draft.trace)), None, retry)
             pred, err = safe_predict(
-                self.research, draft.meter, self.lm, self.adapter, cfg,
+                self.research,
+                draft.meter,
+                self.lm,
+                self.adapter,
+                cfg,
                 document=clip(draft.document, self.doc_chars),
                 target_steps=target_text(draft.target_steps),
-                answer_type=draft.answer_type, feedback=draft.feedback,
+                answer_type=draft.answer_type,
+                feedback=draft.feedback,
                 notes=render_notes(draft.notes, self.passage_chars, self.notes_chars),
                 searches_left=searches_left,
-            )  # fmt: skip
+            )
             if err is None and pred.action not in ("search", "write"):
                 err = f"invalid action {pred.action!r}"
             if err:
@@ -236,10 +247,14 @@ class Generator(dspy.Module):
             if p.id not in known:
                 draft.notes.append({"ref": f"P{len(draft.notes) + 1}", **passage_record(p, None)})
                 known.add(p.id)
-        draft.trace.append({
-            "type": "search", "reasoning": reasoning, "query": query,
-            "passages": [passage_record(p, TRACE_CHARS) for p in found],
-        })  # fmt: skip
+        draft.trace.append(
+            {
+                "type": "search",
+                "reasoning": reasoning,
+                "query": query,
+                "passages": [passage_record(p, TRACE_CHARS) for p in found],
+            }
+        )
 
     def write_pair(self, draft: Draft) -> GenResult:
         def predict(retry: int, hint: str) -> tuple[Any, str | None]:
@@ -247,14 +262,20 @@ class Generator(dspy.Module):
             if hint:
                 feedback = f"{feedback}; the last attempt broke a rule: {hint}"
             return safe_predict(
-                self.write, draft.meter, self.lm, self.adapter,
+                self.write,
+                draft.meter,
+                self.lm,
+                self.adapter,
                 sample_config(draft.rid(900 + retry), None, retry),
                 document=clip(draft.document, self.doc_chars),
                 target_steps=target_text(draft.target_steps),
-                answer_type=draft.answer_type, answer_from=self.answer_from, feedback=feedback,
-                notes=counted(show_notes(draft.notes, self.passage_chars, self.notes_chars),
-                              draft.meter),
-            )  # fmt: skip
+                answer_type=draft.answer_type,
+                answer_from=self.answer_from,
+                feedback=feedback,
+                notes=counted(
+                    show_notes(draft.notes, self.passage_chars, self.notes_chars), draft.meter
+                ),
+            )
 
         return write_checked(
             predict, draft, lambda pred: {"type": "written", "reasoning": pred.reasoning}

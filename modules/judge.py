@@ -25,9 +25,15 @@ from modules.signatures import JudgeAnswer
 from modules.textnorm import best_match, gold_recall, normalize, numbers
 
 METHODS = (
-    "exact", "llm", "number_guard", "overlap_guard", "screened", "empty", "llm_failed",
+    "exact",
+    "llm",
+    "number_guard",
+    "overlap_guard",
+    "screened",
+    "empty",
+    "llm_failed",
     "undecided",
-)  # fmt: skip
+)
 
 
 @dataclass

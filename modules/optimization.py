@@ -118,9 +118,15 @@ class ReviserTask(Task):
         rollout: int = 0,
     ) -> dspy.Prediction:
         gen = self.reviser(
-            document, target_steps, failure, Candidate(**candidate), generator_trace, notes,
-            best_attempt, rollout_id=rollout,
-        )  # fmt: skip
+            document,
+            target_steps,
+            failure,
+            Candidate(**candidate),
+            generator_trace,
+            notes,
+            best_attempt,
+            rollout_id=rollout,
+        )
         return dspy.Prediction(candidate=gen.candidate, error=gen.error)
 
 
@@ -229,20 +235,36 @@ def compile_task(
             metric=metric, max_bootstrapped_demos=max_demos, max_labeled_demos=0, max_rounds=1
         ).compile(task, trainset=train),
         "mipro": lambda: dspy.MIPROv2(
-            metric=metric, prompt_model=prompt_lm, task_model=prompt_lm, auto=None,
-            num_candidates=max(2, min(trials, 4)), max_bootstrapped_demos=max_demos,
-            max_labeled_demos=0, num_threads=1, seed=seed, verbose=False, track_stats=False,
+            metric=metric,
+            prompt_model=prompt_lm,
+            task_model=prompt_lm,
+            auto=None,
+            num_candidates=max(2, min(trials, 4)),
+            max_bootstrapped_demos=max_demos,
+            max_labeled_demos=0,
+            num_threads=1,
+            seed=seed,
+            verbose=False,
+            track_stats=False,
         ).compile(
-            task, trainset=train, valset=train, num_trials=trials, minibatch=False,
+            task,
+            trainset=train,
+            valset=train,
+            num_trials=trials,
+            minibatch=False,
             data_aware_proposer=False,
         ),  # documents and passages overflow a small model's context in a data summary
         "gepa": lambda: dspy.GEPA(
             metric=Metric(task.sub, verifier, feedback=True),
             max_metric_calls=len(train) + trials * (2 * min(3, len(train)) + len(train)),
-            reflection_lm=prompt_lm, reflection_minibatch_size=min(3, len(train)),
-            num_threads=1, seed=seed, use_merge=False, track_stats=False,
+            reflection_lm=prompt_lm,
+            reflection_minibatch_size=min(3, len(train)),
+            num_threads=1,
+            seed=seed,
+            use_merge=False,
+            track_stats=False,
         ).compile(task, trainset=train, valset=train),
-    }  # fmt: skip
+    }
     if optimizer not in runners:
         raise ValueError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     with dspy.context(lm=prompt_lm):

@@ -139,9 +139,14 @@ class Reviser(dspy.Module):
         history: list[dict[str, Any]] | None = None,
         rollout_id: int | None = None,
     ) -> GenResult:
-        draft = Draft(document, target_steps, candidate.answer_type,
-                      feedback_text(failure, target_steps), rollout_id,
-                      notes=[dict(n) for n in notes])  # fmt: skip
+        draft = Draft(
+            document,
+            target_steps,
+            candidate.answer_type,
+            feedback_text(failure, target_steps),
+            rollout_id,
+            notes=[dict(n) for n in notes],
+        )
         if self.search:
             self.generator.gather(draft, self.search_budget)
 
@@ -153,21 +158,29 @@ class Reviser(dspy.Module):
             if self.max_tokens:
                 cfg["max_tokens"] = self.max_tokens
             return safe_predict(
-                self.revise, draft.meter, self.lm, self.adapter, cfg,
+                self.revise,
+                draft.meter,
+                self.lm,
+                self.adapter,
+                cfg,
                 document=clip(document, self.generator.doc_chars),
                 target_steps=target_text(target_steps),
-                answer_type=draft.answer_type, answer_from=self.generator.answer_from,
-                failure=failure, current=current,
+                answer_type=draft.answer_type,
+                answer_from=self.generator.answer_from,
+                failure=failure,
+                current=current,
                 generator_trace=render_research(
                     [*research, *draft.trace], draft.notes, self.research_chars
                 ),
-                search_trace=counted(show_attempt(
-                    best_attempt, self.attempt_passage_chars, self.attempt_chars
-                ), draft.meter),
+                search_trace=counted(
+                    show_attempt(best_attempt, self.attempt_passage_chars, self.attempt_chars),
+                    draft.meter,
+                ),
                 previous_rounds=render_history(history or [], self.history_chars),
-                notes=counted(show_notes(draft.notes, self.note_chars, self.notes_chars),
-                              draft.meter),
-            )  # fmt: skip
+                notes=counted(
+                    show_notes(draft.notes, self.note_chars, self.notes_chars), draft.meter
+                ),
+            )
 
         return write_checked(
             predict,

@@ -25,10 +25,28 @@ _PROMPT_TEXT = re.compile(
     re.I,
 )
 _PLACEHOLDERS = frozenset(
-    {"none", "null", "n a", "unknown", "not found", "no answer", "answer", "question", "plan",
-     "reasoning", "notes", "document", "feedback", "analysis", "text", "query", "true",
-     "false", *ANSWER_TYPES}
-)  # fmt: skip
+    {
+        "none",
+        "null",
+        "n a",
+        "unknown",
+        "not found",
+        "no answer",
+        "answer",
+        "question",
+        "plan",
+        "reasoning",
+        "notes",
+        "document",
+        "feedback",
+        "analysis",
+        "text",
+        "query",
+        "true",
+        "false",
+        *ANSWER_TYPES,
+    }
+)
 _MONTHS = (
     "january february march april may june july august september october november "
     "december jan feb mar apr jun jul aug sep sept oct nov dec"

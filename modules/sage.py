@@ -51,12 +51,28 @@ class RoundResult:
         """The round: its pair (if one was written), judged attempts, verdict and cost."""
         meter = Meter.total([gen.meter, *(Meter.of(a.meter) for a in attempts or [])])
         if gen.candidate is None:
-            return cls(r, Status.GENERATION_FAILED, target_steps, mode, None,
-                       generator_trace=gen.trace, notes=gen.notes, meter=meter.to_dict(),
-                       error=gen.error)  # fmt: skip
-        return cls(r, verdict(attempts or [], target_steps), target_steps, mode,
-                   gen.candidate.to_dict(), attempts or [], gen.trace, gen.notes,
-                   meter.to_dict())  # fmt: skip
+            return cls(
+                r,
+                Status.GENERATION_FAILED,
+                target_steps,
+                mode,
+                None,
+                generator_trace=gen.trace,
+                notes=gen.notes,
+                meter=meter.to_dict(),
+                error=gen.error,
+            )
+        return cls(
+            r,
+            verdict(attempts or [], target_steps),
+            target_steps,
+            mode,
+            gen.candidate.to_dict(),
+            attempts or [],
+            gen.trace,
+            gen.notes,
+            meter.to_dict(),
+        )
 
     def close(self, keep_unverified: bool) -> None:
         """The last round: a pair never verified is discarded (or kept, marked)."""
@@ -84,7 +100,7 @@ class RoundResult:
             "mean_searches": sum(a.n_searches for a in self.attempts) / k if k else None,
             "repeated_searches": sum(
                 (a.searches_made or a.n_searches) - a.n_searches for a in self.attempts
-            ),  # fmt: skip
+            ),
             "lm_calls": int(self.meter.get("lm_calls", 0)),
             "tokens": int(self.meter.get("tokens", 0)),
             "seconds": float(self.meter.get("seconds", 0.0)),
@@ -103,11 +119,19 @@ class RoundResult:
             right = sum(a.correct for a in self.attempts)
             best = fewest_searches(self.attempts)
             fewest = f", the fastest in {best.n_searches} searches" if best else ""
-            feedback = (f"{feedback_text(self.status, self.target_steps)} "
-                        f"({right} of {len(self.attempts)} attempts right{fewest})")  # fmt: skip
-        return {"round": self.round, "mode": self.mode, "status": self.status,
-                "question": c.get("question"), "answer": c.get("answer"),
-                "analysis": analysis, "feedback": feedback}  # fmt: skip
+            feedback = (
+                f"{feedback_text(self.status, self.target_steps)} "
+                f"({right} of {len(self.attempts)} attempts right{fewest})"
+            )
+        return {
+            "round": self.round,
+            "mode": self.mode,
+            "status": self.status,
+            "question": c.get("question"),
+            "answer": c.get("answer"),
+            "analysis": analysis,
+            "feedback": feedback,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,31 +182,56 @@ class Sage(dspy.Module):
         self.config = cfg
         adapter = adapter if adapter is not None else json_adapter()
         self.generator = Generator(
-            retriever, lms.generator, adapter, 3, cfg.generator_searches,
-            passage_chars=cfg.generator_passage_chars, notes_chars=cfg.notes_chars,
-            answer_source=cfg.answer_source, doc_chars=cfg.doc_chars,
+            retriever,
+            lms.generator,
+            adapter,
+            3,
+            cfg.generator_searches,
+            passage_chars=cfg.generator_passage_chars,
+            notes_chars=cfg.notes_chars,
+            answer_source=cfg.answer_source,
+            doc_chars=cfg.doc_chars,
             min_searches=min(cfg.generator_min_searches, cfg.generator_searches),
-        )  # fmt: skip
+        )
         reviser = cfg.role("reviser")
         self.reviser = Reviser(
-            self.generator, lms.generator, adapter, cfg.revise_with_search,
-            notes_chars=cfg.reviser_notes_chars, attempt_chars=cfg.attempt_chars,
-            research_chars=cfg.research_chars, history_chars=cfg.history_chars,
-            attempt_passage_chars=cfg.passage_chars, note_chars=cfg.reviser_note_chars,
-            temperature=reviser.temperature, max_tokens=reviser.max_tokens,
-        )  # fmt: skip
-        self.agent = SearchAgent(retriever, lms.agent, adapter, 3, cfg.max_searches,
-                                 cfg.passage_chars, cfg.trajectory_chars,
-                                 reask_repeats=cfg.reask_repeats)  # fmt: skip
-        self.judge = Judge(lms.judge, adapter, min_gold_recall=cfg.judge_min_gold_recall,
-                           number_guard=cfg.judge_number_guard,
-                           temperature=cfg.role("judge").temperature)  # fmt: skip
+            self.generator,
+            lms.generator,
+            adapter,
+            cfg.revise_with_search,
+            notes_chars=cfg.reviser_notes_chars,
+            attempt_chars=cfg.attempt_chars,
+            research_chars=cfg.research_chars,
+            history_chars=cfg.history_chars,
+            attempt_passage_chars=cfg.passage_chars,
+            note_chars=cfg.reviser_note_chars,
+            temperature=reviser.temperature,
+            max_tokens=reviser.max_tokens,
+        )
+        self.agent = SearchAgent(
+            retriever,
+            lms.agent,
+            adapter,
+            3,
+            cfg.max_searches,
+            cfg.passage_chars,
+            cfg.trajectory_chars,
+            reask_repeats=cfg.reask_repeats,
+        )
+        self.judge = Judge(
+            lms.judge,
+            adapter,
+            min_gold_recall=cfg.judge_min_gold_recall,
+            number_guard=cfg.judge_number_guard,
+            temperature=cfg.role("judge").temperature,
+        )
 
     def verify(self, cand: Candidate, k: int, rollout: int) -> list[Attempt]:
         """K judged attempts at the candidate question (distinct rollout ids)."""
         cfg = self.config
-        verifier = Verifier(self.agent, self.judge, k, cfg.role("agent").temperature,
-                            cfg.attempt_workers)  # fmt: skip
+        verifier = Verifier(
+            self.agent, self.judge, k, cfg.role("agent").temperature, cfg.attempt_workers
+        )
         return verifier(cand.question, [cand.answer], rollout * 16)
 
     def _produce(

@@ -114,5 +114,6 @@ def _passage(hit: dict[str, Any]) -> Passage:
     doc = hit["document"]
     title, text = split_title_line(str(doc["contents"]))
     doc_id = str(doc.get("id", ""))
-    return Passage(id=doc_id, doc_id=doc_id, title=title, text=text,
-                   score=float(hit.get("score") or 0.0))  # fmt: skip
+    return Passage(
+        id=doc_id, doc_id=doc_id, title=title, text=text, score=float(hit.get("score") or 0.0)
+    )

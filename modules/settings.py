@@ -19,14 +19,26 @@ from pydantic_settings import (
 from modules.config import Profile
 
 LOCAL_LM = "local"
-SECRETS = frozenset({"api_key", "generator_api_key", "agent_api_key", "judge_api_key",
-                     "qdrant_api_key"})  # fmt: skip
+SECRETS = frozenset(
+    {"api_key", "generator_api_key", "agent_api_key", "judge_api_key", "qdrant_api_key"}
+)
 # LiteLLM providers that speak the OpenAI API from any server: the shared api_base applies to
 # them; every other provider (gemini, anthropic, ...) is hosted at its own address.
-OPENAI_COMPATIBLE = frozenset({
-    "openai", "hosted_vllm", "openai_like", "custom_openai", "text-completion-openai",
-    "litellm_proxy", "lm_studio", "llamafile", "ollama", "ollama_chat", "xinference",
-})  # fmt: skip
+OPENAI_COMPATIBLE = frozenset(
+    {
+        "openai",
+        "hosted_vllm",
+        "openai_like",
+        "custom_openai",
+        "text-completion-openai",
+        "litellm_proxy",
+        "lm_studio",
+        "llamafile",
+        "ollama",
+        "ollama_chat",
+        "xinference",
+    }
+)
 
 
 def served_provider(model: str) -> bool:

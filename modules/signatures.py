@@ -159,9 +159,15 @@ IncorrectCause = Literal[
     "retrieval_failure", "agent_reasoning_error", "generator_error", "ambiguous_question"
 ]
 ReasoningType = Literal[
-    "bridging", "inference", "calculation", "temporal", "comparison", "conflict_resolution",
-    "aggregation", "other",
-]  # fmt: skip
+    "bridging",
+    "inference",
+    "calculation",
+    "temporal",
+    "comparison",
+    "conflict_resolution",
+    "aggregation",
+    "other",
+]
 
 
 class TagTooEasy(dspy.Signature):

@@ -11,8 +11,19 @@ from flows.cli.generate import TaskRunnerOpt
 from flows.cli.options import add_flow_command, emit
 from flows.experiment import ExperimentParams
 
-JSON_ROW_KEYS = ("arm", "round", "n_seeds", "pct_correct", "pct_correct_ci", "pct_pass",
-                 "pct_pass_ci", "avg_at_k", "mean_searches", "lm_calls", "tokens")  # fmt: skip
+JSON_ROW_KEYS = (
+    "arm",
+    "round",
+    "n_seeds",
+    "pct_correct",
+    "pct_correct_ci",
+    "pct_pass",
+    "pct_pass_ci",
+    "avg_at_k",
+    "mean_searches",
+    "lm_calls",
+    "tokens",
+)
 
 
 def experiment(
@@ -40,5 +51,10 @@ def _headline(summary: dict[str, Any]) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add `experiment` to the sage CLI."""
-    add_flow_command(app, "experiment", ExperimentParams, experiment,
-                     extra={"task_runner": (TaskRunnerOpt, None)})  # fmt: skip
+    add_flow_command(
+        app,
+        "experiment",
+        ExperimentParams,
+        experiment,
+        extra={"task_runner": (TaskRunnerOpt, None)},
+    )

@@ -96,12 +96,25 @@ def export(
 
     filters = Filters(tuple(keep or ()), parse_band(avg_at_k), min_searches)
     res = export_run(
-        run_dir, fmt, out, data_source, test_frac, seed, validated,  # type: ignore[arg-type]
-        style=style, tool_arguments=tool_arguments, reward=reward,  # type: ignore[arg-type]
-        license_id=license_id, push_to_hub=push_to_hub, private=private, filters=filters,
-    )  # fmt: skip
-    lines = [f"{k}: {p}" + (f" ({res['counts'][k]} rows)" if k in res["counts"] else "")
-             for k, p in res["paths"].items()]  # fmt: skip
+        run_dir,
+        fmt,
+        out,
+        data_source,
+        test_frac,
+        seed,
+        validated,  # type: ignore[arg-type]
+        style=style,
+        tool_arguments=tool_arguments,
+        reward=reward,  # type: ignore[arg-type]
+        license_id=license_id,
+        push_to_hub=push_to_hub,
+        private=private,
+        filters=filters,
+    )
+    lines = [
+        f"{k}: {p}" + (f" ({res['counts'][k]} rows)" if k in res["counts"] else "")
+        for k, p in res["paths"].items()
+    ]
     lines += [f"removed by {k}: {n}" for k, n in res["removed"].items()]
     lines += [f"note: {n}" for n in res["notes"]]
     lines += [f"pushed: {res['url']}"] if res.get("url") else []

@@ -60,6 +60,7 @@ def demo_cmd(ctx: typer.Context, params: DemoParams, as_json: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `generate` and `demo` to the sage CLI."""
-    add_flow_command(app, "generate", GenerateParams, generate,
-                     extra={"task_runner": (TaskRunnerOpt, None)})  # fmt: skip
+    add_flow_command(
+        app, "generate", GenerateParams, generate, extra={"task_runner": (TaskRunnerOpt, None)}
+    )
     add_flow_command(app, "demo", DemoParams, demo_cmd)

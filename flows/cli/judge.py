@@ -118,9 +118,13 @@ def judge(
         runtime.configure_lm_cache(settings)
         lm = runtime.role_lm(settings, "judge", concurrency)
     config = build_config(settings)  # the profile's judge guards and temperature
-    judge = Judge(lm, use_llm=not no_llm, min_gold_recall=config.judge_min_gold_recall,
-                  number_guard=config.judge_number_guard,
-                  temperature=config.role("judge").temperature)  # fmt: skip
+    judge = Judge(
+        lm,
+        use_llm=not no_llm,
+        min_gold_recall=config.judge_min_gold_recall,
+        number_guard=config.judge_number_guard,
+        temperature=config.role("judge").temperature,
+    )
     verdicts = []
     sink = out.open("w", encoding="utf-8") if out else None
     try:
@@ -136,8 +140,12 @@ def judge(
             sink.close()
     summary = summarise(verdicts) | {"out": str(out) if out else None}
     if out:
-        emit(summary, as_json, f"{summary['correct']} of {summary['cases']} judged correct "
-             f"({summary['by_method']}); verdicts in {out}")  # fmt: skip
+        emit(
+            summary,
+            as_json,
+            f"{summary['correct']} of {summary['cases']} judged correct "
+            f"({summary['by_method']}); verdicts in {out}",
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -37,8 +37,16 @@ app = typer.Typer(
 
 LOG: dict[str, Path | None] = {"path": None}  # this command's log file, once routed
 # commands that run Prefect flows: they get a temporary Prefect API that dies with sage
-FLOW_COMMANDS = {"index", "generate", "demo", "validate", "evaluate", "optimize", "refresh",
-                 "experiment"}  # fmt: skip
+FLOW_COMMANDS = {
+    "index",
+    "generate",
+    "demo",
+    "validate",
+    "evaluate",
+    "optimize",
+    "refresh",
+    "experiment",
+}
 
 
 @app.callback()
@@ -104,8 +112,18 @@ def _global(
         ctx.with_resource(temporary_api(LOG["path"]))
 
 
-for part in (cli_models, cli_generate, cli_index, cli_eval, cli_optimize, cli_refresh,
-             cli_export, cli_search, cli_judge, cli_experiment):  # fmt: skip
+for part in (
+    cli_models,
+    cli_generate,
+    cli_index,
+    cli_eval,
+    cli_optimize,
+    cli_refresh,
+    cli_export,
+    cli_search,
+    cli_judge,
+    cli_experiment,
+):
     part.register(app)
 
 

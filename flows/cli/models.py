@@ -80,8 +80,10 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         for lm_role in ["generator" if role == "reviser" else role]
     }
     lines = [f"{k} = {v}" for k, v in data.items() if k != "roles"]
-    lines += [f"{role}: " + ", ".join(f"{k}={v}" for k, v in r.items())
-              for role, r in data["roles"].items()]  # fmt: skip
+    lines += [
+        f"{role}: " + ", ".join(f"{k}={v}" for k, v in r.items())
+        for role, r in data["roles"].items()
+    ]
     emit(data, as_json, "\n".join(lines))
 
 

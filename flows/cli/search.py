@@ -27,10 +27,16 @@ def search(
     retriever = open_retriever(settings, mode=mode, k=k)  # type: ignore[arg-type]
     hits = retriever.search(query)
     rows = [
-        {"rank": i, "id": h.id, "doc_id": h.doc_id, "title": h.title,
-         "score": round(h.score, 4), "text": h.text}
+        {
+            "rank": i,
+            "id": h.id,
+            "doc_id": h.doc_id,
+            "title": h.title,
+            "score": round(h.score, 4),
+            "text": h.text,
+        }
         for i, h in enumerate(hits, 1)
-    ]  # fmt: skip
+    ]
     human = (
         "\n".join(
             f"{r['rank']}. [{r['score']}] {r['title']} ({r['id']})\n   {r['text'][:300]}"
@@ -38,8 +44,11 @@ def search(
         )
         or "no passages"
     )
-    emit({"collection": retriever.collection, "query": query, "mode": mode, "hits": rows},
-         as_json, human)  # fmt: skip
+    emit(
+        {"collection": retriever.collection, "query": query, "mode": mode, "hits": rows},
+        as_json,
+        human,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -41,11 +41,21 @@ def corpus() -> dict[str, dict[str, str]]:
 
 def _trace(docs: dict[str, Any], searches: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
     return [
-        {"type": "search", "query": q, "passages": [
-            {"id": i, "title": docs[i]["title"], "text": docs[i]["text"],
-             "chars": len(docs[i]["text"])} for i in ids]}
+        {
+            "type": "search",
+            "query": q,
+            "passages": [
+                {
+                    "id": i,
+                    "title": docs[i]["title"],
+                    "text": docs[i]["text"],
+                    "chars": len(docs[i]["text"]),
+                }
+                for i in ids
+            ],
+        }
         for q, ids in searches
-    ]  # fmt: skip
+    ]
 
 
 def agent_steps(docs: dict[str, Any]) -> list[dspy.Example]:
@@ -59,88 +69,155 @@ def agent_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     s1 = [("Why was the Tarvessan Meteorological Office founded?", ["w026", "w084", "w042"])]
     s2 = s1 + [("How many people did the Great Storm of 1893 kill?", ["w042", "w009", "w070"])]
     rows = [
-        (q1, [], 3, "I do not know yet where Petra Solvaine studied law.", "search",
-         "Which university did Petra Solvaine graduate from in law?"),
-        (q2, s1, 2, "The office was a response to the Great Storm of 1893; its death toll "
-         "is missing.", "search", "How many people did the Great Storm of 1893 kill?"),
-        (q2, s2, 1, "The Great Storm of 1893 passage says it killed 212 people.", "answer",
-         "212"),
-    ]  # fmt: skip
+        (
+            q1,
+            [],
+            3,
+            "I do not know yet where Petra Solvaine studied law.",
+            "search",
+            "Which university did Petra Solvaine graduate from in law?",
+        ),
+        (
+            q2,
+            s1,
+            2,
+            "The office was a response to the Great Storm of 1893; its death toll is missing.",
+            "search",
+            "How many people did the Great Storm of 1893 kill?",
+        ),
+        (q2, s2, 1, "The Great Storm of 1893 passage says it killed 212 people.", "answer", "212"),
+    ]
     return [
         dspy.Example(
-            question=q, trajectory=render_trajectory(_trace(docs, s), PASSAGE_CHARS, None),
-            searches_left=left, reasoning=why, action=action, text=text,
+            question=q,
+            trajectory=render_trajectory(_trace(docs, s), PASSAGE_CHARS, None),
+            searches_left=left,
+            reasoning=why,
+            action=action,
+            text=text,
         ).with_inputs("question", "trajectory", "searches_left")
         for q, s, left, why, action, text in rows
-    ]  # fmt: skip
+    ]
 
 
 def _notes(docs: dict[str, Any], ids: list[str]) -> str:
-    notes = [{"ref": f"P{i}", "id": d, "title": docs[d]["title"], "text": docs[d]["text"]}
-             for i, d in enumerate(ids, start=1)]  # fmt: skip
+    notes = [
+        {"ref": f"P{i}", "id": d, "title": docs[d]["title"], "text": docs[d]["text"]}
+        for i, d in enumerate(ids, start=1)
+    ]
     return render_notes(notes, NOTE_CHARS, None)
 
 
 def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     """Two ResearchStep demos: search an entity named in the seed document, then write."""
     rows = [
-        ("w024", "entity", ["w024"], 2, "The seed names the Tarvessan marl; its passage may "
-         "describe the bank in another way.", "search", "Tarvessan marl"),
-        ("w070", "date", ["w070", "w037"], 1, "P2 says Ysolde Karrin was born in Caddow, the "
-         "village by the lighthouse: enough for two linked facts.", "write", ""),
-    ]  # fmt: skip
+        (
+            "w024",
+            "entity",
+            ["w024"],
+            2,
+            "The seed names the Tarvessan marl; its passage may describe the bank in another way.",
+            "search",
+            "Tarvessan marl",
+        ),
+        (
+            "w070",
+            "date",
+            ["w070", "w037"],
+            1,
+            "P2 says Ysolde Karrin was born in Caddow, the "
+            "village by the lighthouse: enough for two linked facts.",
+            "write",
+            "",
+        ),
+    ]
     return [
         dspy.Example(
-            document=clip(docs[seed]["text"], DOC_CHARS), target_steps="2", answer_type=atype,
-            feedback="none", notes=_notes(docs, ids), searches_left=left, reasoning=why,
-            action=action, query=query,
-        ).with_inputs("document", "target_steps", "answer_type", "feedback", "notes",
-                      "searches_left")
+            document=clip(docs[seed]["text"], DOC_CHARS),
+            target_steps="2",
+            answer_type=atype,
+            feedback="none",
+            notes=_notes(docs, ids),
+            searches_left=left,
+            reasoning=why,
+            action=action,
+            query=query,
+        ).with_inputs(
+            "document", "target_steps", "answer_type", "feedback", "notes", "searches_left"
+        )
         for seed, atype, ids, left, why, action, query in rows
-    ]  # fmt: skip
+    ]
 
 
 def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     """Two WriteQA demos: the seed's entity hidden behind a fact from another passage, so a
     solver needs one search for that fact and one for the answer."""
     rows = [
-        ("w070", "date", ["w070", "w037"],
-         "P2: Ysolde Karrin was born in Caddow; P1: Caddow Light, east of Caddow, was "
-         "completed in 1857.",
-         "In what year was the lighthouse beside the home village of the swimmer Ysolde "
-         "Karrin completed?", "1857",
-         [("Where was Ysolde Karrin born?", "Caddow", "P2"),
-          ("When was the lighthouse by Caddow completed?", "1857", "P1")]),
-        ("w024", "entity", ["w024", "w059"],
-         "P2: the Tarvessan marl is issued by the Bank of Tarvessa; P1: its first governor "
-         "was Alsen Whitlowe.",
-         "Who was the first governor of the bank that issues the Tarvessan marl?",
-         "Alsen Whitlowe",
-         [("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
-          ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1")]),
-    ]  # fmt: skip
+        (
+            "w070",
+            "date",
+            ["w070", "w037"],
+            "P2: Ysolde Karrin was born in Caddow; P1: Caddow Light, east of Caddow, was "
+            "completed in 1857.",
+            "In what year was the lighthouse beside the home village of the swimmer Ysolde "
+            "Karrin completed?",
+            "1857",
+            [
+                ("Where was Ysolde Karrin born?", "Caddow", "P2"),
+                ("When was the lighthouse by Caddow completed?", "1857", "P1"),
+            ],
+        ),
+        (
+            "w024",
+            "entity",
+            ["w024", "w059"],
+            "P2: the Tarvessan marl is issued by the Bank of Tarvessa; P1: its first governor "
+            "was Alsen Whitlowe.",
+            "Who was the first governor of the bank that issues the Tarvessan marl?",
+            "Alsen Whitlowe",
+            [
+                ("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
+                ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1"),
+            ],
+        ),
+    ]
     return [
         dspy.Example(
-            document=clip(docs[seed]["text"], DOC_CHARS), target_steps="2", answer_type=atype,
-            answer_from=ANSWER_SOURCES["seed"], feedback="none", notes=_notes(docs, ids),
-            reasoning=why, question=q, answer=a,
+            document=clip(docs[seed]["text"], DOC_CHARS),
+            target_steps="2",
+            answer_type=atype,
+            answer_from=ANSWER_SOURCES["seed"],
+            feedback="none",
+            notes=_notes(docs, ids),
+            reasoning=why,
+            question=q,
+            answer=a,
             plan=[{"sub_question": sq, "sub_answer": sa, "passage": p} for sq, sa, p in plan],
-        ).with_inputs("document", "target_steps", "answer_type", "answer_from", "feedback",
-                      "notes")
+        ).with_inputs("document", "target_steps", "answer_type", "answer_from", "feedback", "notes")
         for seed, atype, ids, why, q, a, plan in rows
-    ]  # fmt: skip
+    ]
 
 
-TRAIN_DOCS = ("w009", "w017", "w024", "w026", "w027", "w034", "w037", "w042", "w059",
-              "w070", "w084")  # fmt: skip
+TRAIN_DOCS = (
+    "w009",
+    "w017",
+    "w024",
+    "w026",
+    "w027",
+    "w034",
+    "w037",
+    "w042",
+    "w059",
+    "w070",
+    "w084",
+)
 
 
 def compile_demos(docs: dict[str, Any]) -> dict[str, dict[str, dspy.Predict]]:
     """Each predictor compiled with LabeledFewShot on its own trainset (all its demos)."""
 
     def labeled(sig: type[dspy.Signature], train: list[dspy.Example]) -> dspy.Predict:
-        return LabeledFewShot(k=len(train)).compile(dspy.Predict(sig), trainset=train,
-                                                    sample=False)  # fmt: skip
+        return LabeledFewShot(k=len(train)).compile(dspy.Predict(sig), trainset=train, sample=False)
 
     return {
         "agent": {"step": labeled(NextStep, agent_steps(docs))},

@@ -29,9 +29,17 @@ from modules.status import Status
 INPUTS = {
     "agent": ("question", "rollout"),
     "generator": ("document", "target_steps", "doc_id", "rollout"),
-    "reviser": ("document", "target_steps", "failure", "candidate", "generator_trace", "notes",
-                "best_attempt", "rollout"),
-}  # fmt: skip
+    "reviser": (
+        "document",
+        "target_steps",
+        "failure",
+        "candidate",
+        "generator_trace",
+        "notes",
+        "best_attempt",
+        "rollout",
+    ),
+}
 
 
 def open_runs(run_dirs: list[str | Path]) -> list[RunStore]:

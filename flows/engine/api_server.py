@@ -101,7 +101,7 @@ def _start(log_file: Path | None) -> tuple[subprocess.Popen, str]:
             "error",
             "--lifespan",
             "on",
-        ],  # fmt: skip
+        ],
         env=env,
         stdout=out,
         stderr=out,

@@ -17,8 +17,11 @@ _FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 def _is_console(handler: logging.Handler) -> bool:
     stream = getattr(handler, "stream", None)
     return not isinstance(handler, logging.FileHandler) and stream in (
-        sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__,
-    )  # fmt: skip
+        sys.stderr,
+        sys.stdout,
+        sys.__stderr__,
+        sys.__stdout__,
+    )
 
 
 def route_logs(data_dir: Path, verbose: bool = False) -> Path:

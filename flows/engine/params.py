@@ -13,7 +13,8 @@ from modules.errors import SageError
 
 # The options several flows share, each declared once (type, bounds, help) and reused with
 # the flow's own default (``max_searches: MaxSearches = 10``); a flow whose help says more
-# gives it with ``option(default, help)``, keeping the type and bounds.
+# gives it with ``option(default, help)``, keeping the type and bounds. A flow that needs a
+# stricter bound declares a plain type: pydantic keeps the annotated ``ge`` over the field's.
 Collection = Annotated[str | None, Field(description="Collection to search [SAGE_COLLECTION].")]
 Steps = Annotated[str, Field(description="Target searches S.")]
 Rounds = Annotated[int, Field(ge=0, description="Feedback rounds R.")]

@@ -34,8 +34,18 @@ PAPER: dict[tuple[str, int], tuple[float, float | None, float, float]] = {
     ("feedback", 3): (87, 50, 79.5, 4.9),
 }
 PAPER_COL = f"paper ({PAPER_MODEL}): %c / %p / Avg@4 / #s"
-COLS = ["row", "n", "% correct [95% CI]", "% pass [95% CI]", "Avg@K", "Avg@K (correct)",
-        "#search", "LM calls/seed", "tokens/seed", PAPER_COL]  # fmt: skip
+COLS = [
+    "row",
+    "n",
+    "% correct [95% CI]",
+    "% pass [95% CI]",
+    "Avg@K",
+    "Avg@K (correct)",
+    "#search",
+    "LM calls/seed",
+    "tokens/seed",
+    PAPER_COL,
+]
 PAIRED_COLS = ["round", "n", "metric", "feedback − resample [95% CI]"]
 DEFINITIONS = """\
 How the columns are defined, and where sage's may differ from the paper's. No script in the
@@ -93,19 +103,38 @@ def display_rows(table: list[dict[str, Any]]) -> list[dict[str, str]]:
             if seen_round0:
                 continue
             seen_round0 = True
-        vals = [row_label(t["arm"], t["round"]), str(t["n_seeds"]),
-                _ci(t["pct_correct"], t["pct_correct_ci"]), _ci(t["pct_pass"], t["pct_pass_ci"]),
-                _num(t["avg_at_k"]), _num(t["avg_at_k_correct"]), _num(t["mean_searches"]),
-                _num(t["lm_calls"], "{:.1f}"), _num(t["tokens"], "{:.0f}"),
-                _paper(t["arm"], t["round"])]  # fmt: skip
+        vals = [
+            row_label(t["arm"], t["round"]),
+            str(t["n_seeds"]),
+            _ci(t["pct_correct"], t["pct_correct_ci"]),
+            _ci(t["pct_pass"], t["pct_pass_ci"]),
+            _num(t["avg_at_k"]),
+            _num(t["avg_at_k_correct"]),
+            _num(t["mean_searches"]),
+            _num(t["lm_calls"], "{:.1f}"),
+            _num(t["tokens"], "{:.0f}"),
+            _paper(t["arm"], t["round"]),
+        ]
         out.append(dict(zip(COLS, vals, strict=True)))
     return out
 
 
 def paired_display(paired: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [dict(zip(PAIRED_COLS, [str(p["round"]), str(p["n_seeds"]), p["metric"],
-                                   _ci(p["diff"], p["ci"], "{:+.1f}")], strict=True))
-            for p in paired]  # fmt: skip
+    return [
+        dict(
+            zip(
+                PAIRED_COLS,
+                [
+                    str(p["round"]),
+                    str(p["n_seeds"]),
+                    p["metric"],
+                    _ci(p["diff"], p["ci"], "{:+.1f}"),
+                ],
+                strict=True,
+            )
+        )
+        for p in paired
+    ]
 
 
 def header(manifest: dict[str, Any]) -> str:
@@ -176,9 +205,10 @@ def csv_frame(table: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 TEMPLATE = jinja2.Environment(
-    loader=jinja2.PackageLoader("flows.reports", "."), autoescape=True,
+    loader=jinja2.PackageLoader("flows.reports", "."),
+    autoescape=True,
     undefined=jinja2.StrictUndefined,
-).get_template("experiment.html.j2")  # fmt: skip
+).get_template("experiment.html.j2")
 
 
 def write_outputs(root: Path, manifest: dict[str, Any], result: dict[str, Any]) -> None:
@@ -190,10 +220,15 @@ def write_outputs(root: Path, manifest: dict[str, Any], result: dict[str, Any]) 
     plot(result["table"], root / "plot_experiment.png")
     png = base64.b64encode((root / "plot_experiment.png").read_bytes()).decode()
     html = TEMPLATE.render(
-        title=f"sage experiment {manifest['run_id']}", header=header(manifest),
-        warnings=result["warnings"], rows=cells(display_rows(result["table"]), COLS),
-        cols=COLS, paired=cells(paired_display(result["paired"]), PAIRED_COLS),
-        paired_cols=PAIRED_COLS, plot=f"data:image/png;base64,{png}", definitions=DEFINITIONS,
+        title=f"sage experiment {manifest['run_id']}",
+        header=header(manifest),
+        warnings=result["warnings"],
+        rows=cells(display_rows(result["table"]), COLS),
+        cols=COLS,
+        paired=cells(paired_display(result["paired"]), PAIRED_COLS),
+        paired_cols=PAIRED_COLS,
+        plot=f"data:image/png;base64,{png}",
+        definitions=DEFINITIONS,
         data=Markup(json.dumps(result).replace("</", "<\\/")),
-    )  # fmt: skip
+    )
     store.write_text("report.html", html)

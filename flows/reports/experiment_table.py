@@ -146,8 +146,15 @@ def paired_rows(
         idx = boot.indices(both.height)
         for metric, column in zip(PAIRED_METRICS, ("passed", "correct"), strict=True):
             d = (both[column] - both[f"{column}_rs"]).to_numpy().astype(float)
-            out.append({"round": r, "metric": metric, "n_seeds": both.height,
-                        "diff": _pct(d), "ci": interval(d, idx, 100)})  # fmt: skip
+            out.append(
+                {
+                    "round": r,
+                    "metric": metric,
+                    "n_seeds": both.height,
+                    "diff": _pct(d),
+                    "ci": interval(d, idx, 100),
+                }
+            )
     return out
 
 

@@ -8,13 +8,17 @@ from flows.reports.tables import md_table
 
 
 def validation_markdown(manifest: dict[str, Any], vid: str, s: dict[str, Any]) -> str:
-    table = md_table([{"check": k, "flagged": v} for k, v in s["flags"].items()],
-                     ["check", "flagged"])  # fmt: skip
+    table = md_table(
+        [{"check": k, "flagged": v} for k, v in s["flags"].items()], ["check", "flagged"]
+    )
     tax = md_table(
-        [{"failure": kind, "cause": cause, "count": c}
-         for kind, causes in s["failure_taxonomy"].items() for cause, c in causes.items()],
+        [
+            {"failure": kind, "cause": cause, "count": c}
+            for kind, causes in s["failure_taxonomy"].items()
+            for cause, c in causes.items()
+        ],
         ["failure", "cause", "count"],
-    )  # fmt: skip
+    )
     rtypes = ", ".join(f"{k} {v}" for k, v in s["reasoning_types"].items()) or "(not tagged)"
     d = s["diversity"]
     rv = s["reverification"]

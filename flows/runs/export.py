@@ -181,8 +181,9 @@ def _write_searchr1(job: ExportJob, parts: dict[str, pl.DataFrame]) -> Written:
         frame = to_searchr1(part, job.data_source, split)
         paths[split], counts[split] = str(job.target / f"{split}.parquet"), frame.height
         frame.write_parquet(paths[split])
-    text = reward_source(job.reward, str(job.manifest.get("run_id", "")), PROMPT_EXAMPLE,
-                         **judge_setup(job.manifest))  # fmt: skip
+    text = reward_source(
+        job.reward, str(job.manifest.get("run_id", "")), PROMPT_EXAMPLE, **judge_setup(job.manifest)
+    )
     (job.target / "reward.py").write_text(text)
     paths["reward"] = str(job.target / "reward.py")
     if job.data_source not in SEARCH_R1_SOURCES:
@@ -275,12 +276,28 @@ def export_run(
     parts = split_frame(with_aliases(df, records), test_frac, seed)
     target = Path(out) if out else run_dir / f"export_{fmt}"
     target.mkdir(parents=True, exist_ok=True)
-    job = ExportJob(run_dir, target, manifest, records, data_source, style, tool_arguments,
-                    reward, license_id, source)  # fmt: skip
+    job = ExportJob(
+        run_dir,
+        target,
+        manifest,
+        records,
+        data_source,
+        style,
+        tool_arguments,
+        reward,
+        license_id,
+        source,
+    )
     paths, counts = WRITERS[fmt](job, parts)
-    meta = {"format": fmt, "source": source, "data_source": data_source,
-            "test_frac": test_frac, "seed": seed, "counts": counts,
-            "removed": removed}  # fmt: skip
+    meta = {
+        "format": fmt,
+        "source": source,
+        "data_source": data_source,
+        "test_frac": test_frac,
+        "seed": seed,
+        "counts": counts,
+        "removed": removed,
+    }
     meta |= {"style": style, "tool_arguments": tool_arguments} if fmt == "sft" else {}
     meta |= {"reward": reward} if fmt == "searchr1" else {}
     meta["notes"] = job.notes

@@ -135,8 +135,12 @@ def _traces(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         key = (r["seed_id"], int(r["round"]))
         if key not in seen:
             seen.add(key)
-            yield {"seed_id": r["seed_id"], "round": r["round"], "status": r["status"],
-                   **(r.get("detail") or {})}  # fmt: skip
+            yield {
+                "seed_id": r["seed_id"],
+                "round": r["round"],
+                "status": r["status"],
+                **(r.get("detail") or {}),
+            }
 
 
 def latest_flags(store: RunStore) -> dict[str, dict[str, Any]] | None:

@@ -125,25 +125,33 @@ def dataset_card(
         return items[name].to_list() if name in items.columns else []
 
     rows = [
-        ("generator / agent / judge", " / ".join(f"`{models.get(r, '?')}`"
-                                                  for r in ("generator", "agent", "judge"))),
+        (
+            "generator / agent / judge",
+            " / ".join(f"`{models.get(r, '?')}`" for r in ("generator", "agent", "judge")),
+        ),
         ("profile", profile or "default"),
         ("corpus", f"`{p.get('collection', '?')}` version `{manifest.get('collection_version')}`"),
-        ("attempts K / rounds / strategy",
-         f"{p.get('attempts', '?')} / {p.get('rounds', '?')} / {p.get('strategy', '?')}"),
+        (
+            "attempts K / rounds / strategy",
+            f"{p.get('attempts', '?')} / {p.get('rounds', '?')} / {p.get('strategy', '?')}",
+        ),
         ("splits", ", ".join(f"{s} {f.height}" for s, f in parts.items())),
         ("funnel", _funnel(metrics)),
         ("target S", _distribution(col("target_steps"))),
         ("min searches", _distribution(col("min_searches"))),
         ("answer types", _distribution(col("answer_type"))),
         ("source", f"`{Path(source).name}`, git `{manifest.get('git_commit') or '?'}`"),
-    ]  # fmt: skip
+    ]
     table = "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
     files = ", ".join(f'"{s}": "data/{s}.parquet"' for s in parts)
     return card_header(list(parts), license_id, f"sage deep-search QA ({run_id})") + CARD.format(
-        run_id=run_id, table=table, collection=p.get("collection", "?"), license_id=license_id,
-        files="{" + files + "}", dataset_dict=DATASET_DICT,
-    )  # fmt: skip
+        run_id=run_id,
+        table=table,
+        collection=p.get("collection", "?"),
+        license_id=license_id,
+        files="{" + files + "}",
+        dataset_dict=DATASET_DICT,
+    )
 
 
 def hub_files(target: Path) -> list[str]:

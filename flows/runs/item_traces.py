@@ -70,8 +70,10 @@ def item_aliases(item: dict[str, Any], record: dict[str, Any] | None) -> list[st
     and the answers the judge accepted that pass ``screen_answer`` against the gold; one
     per normalised form, never the gold itself."""
     gold = str(item["answer"])
-    given = [*(item.get("aliases") or []), *(((record or {}).get("candidate") or {}).get(
-        "aliases") or [])]  # fmt: skip
+    given = [
+        *(item.get("aliases") or []),
+        *(((record or {}).get("candidate") or {}).get("aliases") or []),
+    ]
     accepted = [a for a in judge_accepted(record) if screen_answer(a, [gold]) is None]
     seen, out = {normalize(gold)}, []
     for alias in [*given, *accepted]:

@@ -27,8 +27,15 @@ PROMPT_EXAMPLE = SEARCH_R1_PROMPT[
 ]
 # data_source values vanilla Search-R1's _select_rm_score_fn (verl/trainer/main_ppo.py)
 # accepts; any other raises NotImplementedError at its first reward call.
-SEARCH_R1_SOURCES = ("nq", "triviaqa", "popqa", "hotpotqa", "2wikimultihopqa", "musique",
-                     "bamboogle")  # fmt: skip
+SEARCH_R1_SOURCES = (
+    "nq",
+    "triviaqa",
+    "popqa",
+    "hotpotqa",
+    "2wikimultihopqa",
+    "musique",
+    "bamboogle",
+)
 
 SEARCH_R1_SCHEMA = {
     "id": pl.String(),

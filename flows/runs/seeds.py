@@ -99,6 +99,6 @@ def plan_seeds(
             "doc_id": order[i % len(order)],
             "target_steps": target,
             "answer_type": answer_type,
-        }  # fmt: skip
+        }
         for i, (target, answer_type) in enumerate(zip(targets, drawn, strict=True))
     ]

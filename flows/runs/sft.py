@@ -97,9 +97,14 @@ def tools_messages(
         if step["type"] == "search":
             n += 1
             args: Any = {"query": step["query"]}
-            call = {"id": f"call_{n}", "type": "function", "function": {
-                "name": "search", "arguments": json.dumps(args) if arguments == "json" else args,
-            }}  # fmt: skip
+            call = {
+                "id": f"call_{n}",
+                "type": "function",
+                "function": {
+                    "name": "search",
+                    "arguments": json.dumps(args) if arguments == "json" else args,
+                },
+            }
             msgs.append({"role": "assistant", "content": reasoning, "tool_calls": [call]})
             info = render_passages(step.get("passages") or [])
             msgs.append({"role": "tool", "tool_call_id": f"call_{n}", "content": info})
@@ -137,20 +142,24 @@ def sft_schema(style: Style, arguments: ToolArguments = "json") -> dict[str, pl.
     """The parquet schema of the SFT rows (explicit, so every file has the same columns)."""
     s = pl.String()
     schema: dict[str, pl.DataType] = {
-        "id": s, "question": s, "golden_answers": pl.List(s), "n_searches": pl.Int64(),
+        "id": s,
+        "question": s,
+        "golden_answers": pl.List(s),
+        "n_searches": pl.Int64(),
         "target_steps": pl.Int64(),
-    }  # fmt: skip
+    }
     if style == "searchr1":
         schema["messages"] = pl.List(pl.Struct({"role": s, "content": s}))
         return schema
     args = s if arguments == "json" else pl.Struct({"query": s})
     call = pl.Struct({"id": s, "type": s, "function": pl.Struct({"name": s, "arguments": args})})
-    schema["messages"] = pl.List(pl.Struct(
-        {"role": s, "content": s, "tool_calls": pl.List(call), "tool_call_id": s}
-    ))  # fmt: skip
+    schema["messages"] = pl.List(
+        pl.Struct({"role": s, "content": s, "tool_calls": pl.List(call), "tool_call_id": s})
+    )
     query = pl.Struct({"type": s, "description": s})
-    params = pl.Struct({"type": s, "properties": pl.Struct({"query": query}),
-                        "required": pl.List(s)})  # fmt: skip
+    params = pl.Struct(
+        {"type": s, "properties": pl.Struct({"query": query}), "required": pl.List(s)}
+    )
     fn = pl.Struct({"name": s, "description": s, "parameters": params})
     schema["tools"] = pl.List(pl.Struct({"type": s, "function": fn}))
     return schema

@@ -215,8 +215,11 @@ def flag_columns(row: dict[str, Any], item: dict[str, Any], solvers: list[str]) 
 def solver_check_cost(rows: list[dict]) -> dict[str, Any]:
     """LM calls the single-passage and closed-book checks spent (in all, per checked item)."""
     calls = [r["solver_check_lm_calls"] for r in rows if r["solver_check_lm_calls"] is not None]
-    return {"items": len(calls), "lm_calls": sum(calls),
-            "lm_calls_per_item": round(sum(calls) / len(calls), 2) if calls else None}  # fmt: skip
+    return {
+        "items": len(calls),
+        "lm_calls": sum(calls),
+        "lm_calls_per_item": round(sum(calls) / len(calls), 2) if calls else None,
+    }
 
 
 def item_row(it: dict, check: dict, gen_attempts: list[dict], rc: RowChecks) -> dict[str, Any]:
@@ -288,6 +291,6 @@ def validation_summary(rows: list[dict], rej_rows: list[dict], items: list[dict]
                 ).most_common()
             )
             for kind in (Status.TOO_EASY, Status.INCORRECT, Status.GENERATION_FAILED)
-        },  # fmt: skip
+        },
         "rejected": len(rej_rows),
     }
