@@ -177,8 +177,10 @@ def _read(
     path = corpus_mod.write_rejects(read.rejects, _rejects_path(settings, name), read.skipped_files)
     get_run_logger().warning(
         "%d rejected records and %d skipped files written to %s",
-        len(read.rejects), len(read.skipped_files), path,
-    )  # fmt: skip
+        len(read.rejects),
+        len(read.skipped_files),
+        path,
+    )
     return read, str(path)
 
 
@@ -250,8 +252,13 @@ class Build:
         changed = sorted({doc_of[pid] for pid in todo}) if current else []
         embedded = len(todo)
         p = self.params
-        meta = {"corpus_hash": self.chash, "passages": len(doc_of), "source": str(p.path),
-                "chunk_words": p.chunk_words, "overlap_words": p.overlap_words}  # fmt: skip
+        meta = {
+            "corpus_hash": self.chash,
+            "passages": len(doc_of),
+            "source": str(p.path),
+            "chunk_words": p.chunk_words,
+            "overlap_words": p.overlap_words,
+        }
         self.vs.create_version(self.version, meta)
         total, done = len(doc_of), 0
         steps: Iterator[tuple[str, list[Any]]] = chain(
@@ -271,5 +278,9 @@ class Build:
         _notify("index", total, total)
         self.vs.mark_complete(self.version)  # embedded: flush, HNSW where large, read-only
         deleted = len(old - doc_of.keys())
-        return {"embedded": embedded, "reused": len(reuse), "deleted": deleted,
-                "changed_docs": changed}  # fmt: skip
+        return {
+            "embedded": embedded,
+            "reused": len(reuse),
+            "deleted": deleted,
+            "changed_docs": changed,
+        }

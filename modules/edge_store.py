@@ -212,7 +212,7 @@ class EdgeStore:
             page, offset = shard.scroll(
                 e.ScrollRequest(
                     limit=batch, offset=offset, with_payload=payload, with_vector=with_vectors
-                )  # fmt: skip
+                )
             )
             if page:
                 yield [_from_edge(p) for p in page]
@@ -239,7 +239,7 @@ class EdgeStore:
         near_sparse = (
             e.Query.Nearest(
                 e.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE
-            )  # fmt: skip
+            )
             if sparse is not None
             else None
         )
@@ -250,7 +250,7 @@ class EdgeStore:
                 prefetches=[
                     e.Prefetch(limit=n, query=near_dense),
                     e.Prefetch(limit=n, query=near_sparse),
-                ],  # fmt: skip
+                ],
                 query=e.Fusion.Rrf(k=RRF_K),
                 with_payload=True,
             )

@@ -47,11 +47,12 @@ class ServerStore:
         self.drop(version)
         self.client.create_collection(
             version,
-            vectors_config={DENSE: models.VectorParams(size=DENSE_DIM,
-                                                       distance=models.Distance.COSINE)},
+            vectors_config={
+                DENSE: models.VectorParams(size=DENSE_DIM, distance=models.Distance.COSINE)
+            },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={**meta, "created_at": time.time(), "complete": False},
-        )  # fmt: skip
+        )
 
     def upsert(self, version: str, points: Sequence[StorePoint]) -> None:
         if not points:
@@ -62,8 +63,9 @@ class ServerStore:
             if p.dense is not None:
                 vector[DENSE] = list(p.dense)
             if p.sparse is not None:
-                vector[SPARSE] = models.SparseVector(indices=p.sparse.indices,
-                                                     values=p.sparse.values)  # fmt: skip
+                vector[SPARSE] = models.SparseVector(
+                    indices=p.sparse.indices, values=p.sparse.values
+                )
             structs.append(models.PointStruct(id=p.id, vector=vector, payload=p.payload))
         self.client.upsert(version, points=structs, wait=True)
 
@@ -129,17 +131,20 @@ class ServerStore:
             n = max(candidates, limit)
             res = self.client.query_points(
                 version,
-                prefetch=[models.Prefetch(query=list(dense), using=DENSE, limit=n),
-                          models.Prefetch(query=sparse_q, using=SPARSE, limit=n)],
+                prefetch=[
+                    models.Prefetch(query=list(dense), using=DENSE, limit=n),
+                    models.Prefetch(query=sparse_q, using=SPARSE, limit=n),
+                ],
                 query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
                 limit=limit,
                 with_payload=True,
-            )  # fmt: skip
+            )
         elif dense is not None or sparse_q is not None:
             using = DENSE if dense is not None else SPARSE
             q = list(dense) if dense is not None else sparse_q
-            res = self.client.query_points(version, query=q, using=using, limit=limit,
-                                           with_payload=True)  # fmt: skip
+            res = self.client.query_points(
+                version, query=q, using=using, limit=limit, with_payload=True
+            )
         else:
             raise ValueError("query needs a dense or a sparse vector")
         points = [_from_client(p) for p in res.points]

@@ -36,14 +36,21 @@ class VectorStore(Protocol):
     def drop(self, version: str) -> None: ...
     def count(self, version: str) -> int: ...
     def scroll(
-        self, version: str, with_vectors: bool = False, payload: bool | list[str] = True,
+        self,
+        version: str,
+        with_vectors: bool = False,
+        payload: bool | list[str] = True,
         batch: int = 1024,
-    ) -> Iterator[list[StorePoint]]: ...  # fmt: skip
+    ) -> Iterator[list[StorePoint]]: ...
     def retrieve(self, version: str, ids: Sequence[str]) -> list[StorePoint]: ...
     def query(
-        self, version: str, dense: Sequence[float] | None, sparse: SparseVec | None,
-        limit: int, candidates: int = 50,
-    ) -> list[StorePoint]: ...  # fmt: skip
+        self,
+        version: str,
+        dense: Sequence[float] | None,
+        sparse: SparseVec | None,
+        limit: int,
+        candidates: int = 50,
+    ) -> list[StorePoint]: ...
     def close(self) -> None: ...
 
 
