@@ -32,6 +32,10 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.proc_tree import tree_rss_mb  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "wiki_paragraphs_16k.jsonl"
 
@@ -60,13 +64,10 @@ def _watch(pid: int, limit_mb: float, out: dict, limit_s: float = 0.0) -> None:
     try:
         root = psutil.Process(pid)
         while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
-            rss = 0
-            for p in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    rss += p.memory_info().rss
-            out["peak_tree_mb"] = max(out.get("peak_tree_mb", 0.0), rss / 2**20)
+            mb = tree_rss_mb(root)
+            out["peak_tree_mb"] = max(out.get("peak_tree_mb", 0.0), mb)
             elapsed = time.perf_counter() - t0
-            why = "memory" if limit_mb and rss / 2**20 > limit_mb else ""
+            why = "memory" if limit_mb and mb > limit_mb else ""
             why = why or ("time" if limit_s and elapsed > limit_s else "")
             if why:
                 out["stopped"], out["killed_at_s"] = why, round(elapsed, 1)

@@ -34,7 +34,6 @@ Rows go to ``bench/results/served_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -50,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.limited_server import LimitedStubServer  # noqa: E402
+from bench.proc_tree import tree_rss_mb  # noqa: E402
 from bench.stub_server import StubServer  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
@@ -71,11 +71,7 @@ def _sample_rss(pid: int, server: StubServer, out: list[tuple[int, float]]) -> N
     try:
         root = psutil.Process(pid)
         while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
-            rss = 0
-            for p in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    rss += p.memory_info().rss
-            out.append((sum(server.calls.values()), rss / 2**20))
+            out.append((sum(server.calls.values()), tree_rss_mb(root)))
             time.sleep(0.5)
     except psutil.Error:
         return
