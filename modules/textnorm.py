@@ -98,9 +98,8 @@ def numbers(text: str | None) -> set[Decimal]:
     return out
 
 
-_QUERY_FILLER = frozenset(
-    "what when where which who whom whose why how did does do was were is are be been has have "
-    "had of on in and to for at by with as from or".split()
+_QUERY_FILLER = _FUNCTION_WORDS | frozenset(
+    "what when where which who whom whose why how did does do were are be been has have had".split()
 )
 
 
