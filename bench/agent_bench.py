@@ -17,11 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from modules.agent import SearchAgent
-from modules.judge import Judge
-from modules.lm import LMConfig, build_lm
-from modules.predict import Meter
-from modules.retriever import QdrantRetriever
+from modules.index.retriever import QdrantRetriever
+from modules.llm.lm import LMConfig, build_lm
+from modules.programs.agent import SearchAgent
+from modules.programs.judge import Judge
+from modules.programs.predict import Meter
 
 REPO = Path(__file__).resolve().parents[1]
 HOTPOT = REPO.parent / "shared" / "data" / "qa" / "hotpotqa_dev_250.jsonl"

@@ -9,9 +9,9 @@ LiteLLM path); no results of it are kept in bench/results/, so --out is required
 
 Starts `llama-server --parallel P` on the pinned Qwen2.5-Coder-0.5B GGUF, indexes the demo
 corpus (collection 'demo') in --workdir, then for each demo question runs the K judged
-attempts (modules.attempts.run_attempts) once sequentially (workers=1) and once concurrently
-(workers=K), with the same rollout ids, and records wall time, LM calls, parse rate and
-correctness. The DSPy cache is off, so no call is answered from cache.
+attempts (modules.programs.attempts.run_attempts) once sequentially (workers=1) and
+once concurrently (workers=K), with the same rollout ids, and records wall time, LM calls,
+parse rate and correctness. The DSPy cache is off, so no call is answered from cache.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ sys.path.insert(0, str(REPO))
 
 from flows.data.qa_sets import load_qa  # noqa: E402
 from modules import model_store  # noqa: E402
-from modules.agent import SearchAgent  # noqa: E402
-from modules.attempts import run_attempts  # noqa: E402
-from modules.judge import Judge  # noqa: E402
-from modules.lm import LMConfig, build_lm  # noqa: E402
-from modules.retriever import QdrantRetriever  # noqa: E402
+from modules.index.retriever import QdrantRetriever  # noqa: E402
+from modules.llm.lm import LMConfig, build_lm  # noqa: E402
+from modules.programs.agent import SearchAgent  # noqa: E402
+from modules.programs.attempts import run_attempts  # noqa: E402
+from modules.programs.judge import Judge  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
 

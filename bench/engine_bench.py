@@ -32,13 +32,13 @@ sys.path.insert(0, str(REPO))
 import dspy  # noqa: E402
 
 from flows.data.qa_sets import load_qa  # noqa: E402
-from modules.agent import SearchAgent  # noqa: E402
-from modules.attempts import run_attempts  # noqa: E402
-from modules.judge import Judge  # noqa: E402
-from modules.lm import LMConfig, build_lm  # noqa: E402
-from modules.local_engine import system_info  # noqa: E402
-from modules.retriever import QdrantRetriever  # noqa: E402
-from modules.signatures import NextStep  # noqa: E402
+from modules.index.retriever import QdrantRetriever  # noqa: E402
+from modules.llm.lm import LMConfig, build_lm  # noqa: E402
+from modules.llm.local_engine import system_info  # noqa: E402
+from modules.programs.agent import SearchAgent  # noqa: E402
+from modules.programs.attempts import run_attempts  # noqa: E402
+from modules.programs.judge import Judge  # noqa: E402
+from modules.programs.signatures import NextStep  # noqa: E402
 
 SAGE = str(Path(sys.executable).parent / "sage")
 
@@ -86,7 +86,7 @@ def cache_per_step(lm, agent: SearchAgent, questions: list) -> dict:
 
 def raw_speed(lm, agent: SearchAgent, last: dict, repeats: int = 3) -> dict:
     """The longest step replayed with cache_prompt off: prefill and decode speed."""
-    from modules.agent import render_trajectory
+    from modules.programs.agent import render_trajectory
 
     traj = render_trajectory(last["trace"], agent.passage_chars, agent.trajectory_chars)
     inputs = {"question": last["question"], "trajectory": traj, "searches_left": 1}

@@ -20,7 +20,7 @@ sources) and the same questions given the answer of their nearest eval question 
 embedding rule's worst case). The paraphrases alternate between a dev and a test half, so
 a threshold read off one half is checked on the other.
 
-Near-duplicates: ``modules.dedup.near_duplicates`` (exact float32 pass, and the int8
+Near-duplicates: ``modules.checks.dedup.near_duplicates`` (exact float32 pass, and the int8
 screen with exact rescoring) on N unit vectors (384-d, random, with 1 % planted noisy
 copies whose recall is checked), each size in a fresh process (peak RSS from
 ``getrusage``). Embedding questions is measured apart, on the real questions: a validation
@@ -81,7 +81,7 @@ def reword(question: str, edits: int, rng: random.Random) -> str:
 
 
 def qa_items(data: Path) -> list[dict]:
-    from modules.eval_sets import load_evals
+    from modules.checks.eval_sets import load_evals
 
     paths = [data / "qa" / "hotpotqa_dev_250.jsonl", data / "qa" / "musique_train_100.json"]
     return [
@@ -97,7 +97,7 @@ def paraphrase_lm(models_dir: Path, model: str) -> tuple:
     """A local model (``llm`` 0.5B or ``llm15`` 1.5B) and a paraphrasing predictor."""
     import dspy
 
-    from modules.lm import LMConfig, build_lm
+    from modules.llm.lm import LMConfig, build_lm
 
     class Paraphrase(dspy.Signature):
         """Reword the question so it asks exactly the same thing in different words and
@@ -121,8 +121,8 @@ def paraphrases(
 ) -> dict:
     """{eval id: paraphrase} for a seeded sample of ``limit`` eval questions, cached under
     ``PARA_DIR`` (outside the repo) so a re-run does not call the model again."""
-    from modules.adapter import json_adapter
-    from modules.predict import Meter, safe_predict
+    from modules.programs.adapter import json_adapter
+    from modules.programs.predict import Meter, safe_predict
 
     cache = PARA_DIR / f"{model}.jsonl"
     done = {}
@@ -180,7 +180,7 @@ def decontam_set(items: list[dict], seed: int, para: dict | None = None) -> tupl
     """Eval items and cases: verbatim, rule-edited and (``para``: {eval id: paraphrase})
     LM-paraphrased copies, the unrelated half, and the unrelated half again with the answer
     of its nearest eval question (set later, by ``same_answer_negatives``)."""
-    from modules.eval_sets import EvalItem
+    from modules.checks.eval_sets import EvalItem
 
     rng = random.Random(seed)
     order = list(range(len(items)))
@@ -210,7 +210,7 @@ def decontam_set(items: list[dict], seed: int, para: dict | None = None) -> tupl
 def same_answer_negatives(cases: list[dict], it, evals: list, ev) -> None:
     """Give each ``unrelated_same_answer`` case the answer of its most similar eval
     question: the embedding rule's worst case (only the cosine separates them)."""
-    from modules.dedup import unit_rows
+    from modules.checks.dedup import unit_rows
 
     near = (unit_rows(it) @ unit_rows(ev).T).argmax(axis=1)
     for k, c in enumerate(cases):
@@ -268,7 +268,7 @@ def lm_paraphrases(evals: list[dict], models_dir: Path, model: str, limit: int) 
 
 
 def rule_matches(rule: dict, qs, ans, evals, it, ev) -> list:
-    from modules import decontam
+    from modules.checks import decontam
 
     if rule["rule"] == "ngram":
         return decontam.contamination(qs, ans, evals, n=rule["n"])
@@ -297,8 +297,8 @@ def screen_pair_rate(vectors, threshold: float = 0.92) -> dict:
     share of 4,096-column row-tiles that share predicts at 200k questions."""
     import numpy as np
 
-    from modules.dedup import SCREEN_COLS, unit_rows
-    from modules.dedup_int8 import Int8Screen
+    from modules.checks.dedup import SCREEN_COLS, unit_rows
+    from modules.checks.dedup_int8 import Int8Screen
 
     m = unit_rows(vectors)
     screen = Int8Screen(m, threshold)
@@ -318,7 +318,8 @@ def screen_pair_rate(vectors, threshold: float = 0.92) -> dict:
 def bench_decontam(data: Path, seed: int, model: str, limit: int) -> dict:
     import numpy as np
 
-    from modules import decontam, embeddings
+    from modules.checks import decontam
+    from modules.index import embeddings
     from modules.settings import load_settings
 
     items, models = qa_items(data), load_settings().models_dir
@@ -363,7 +364,7 @@ def dedup_child(n: int, first: int, seed: int, fast: bool) -> dict:
 
     import numpy as np
 
-    from modules import dedup
+    from modules.checks import dedup
 
     rng = np.random.default_rng(seed)
     vecs = rng.normal(size=(n, 384)).astype(np.float32)
@@ -408,7 +409,7 @@ def bench_dedup(sizes: list[int], seed: int, modes: list[str], exact_max: int) -
 
 
 def bench_embedding(data: Path, n: int = 2000) -> dict:
-    from modules import embeddings
+    from modules.index import embeddings
     from modules.settings import load_settings
 
     qs = [i["question"] for i in qa_items(data)]
@@ -421,10 +422,10 @@ def bench_embedding(data: Path, n: int = 2000) -> dict:
 
 
 def bench_solver(data: Path, limit: int) -> dict:
-    from modules.judge import Judge
-    from modules.lm import LMConfig, build_lm
+    from modules.checks.solver_checks import SolverChecks
+    from modules.llm.lm import LMConfig, build_lm
+    from modules.programs.judge import Judge
     from modules.settings import load_settings
-    from modules.solver_checks import SolverChecks
 
     items = json.loads((data / "qa" / "musique_train_100.json").read_text())[:limit]
     lm = build_lm(

@@ -26,7 +26,7 @@ def owner(files: list[str]) -> str:
     query cache, Prefect, DSPy, sage's flows or sage's modules (the standard library and
     pydantic are looked through)."""
     buckets = (
-        ("modules/embeddings.py", "sage query cache (bounded)"),
+        ("modules/index/embeddings.py", "sage query cache (bounded)"),
         ("/prefect/", "prefect"),
         ("/dspy/", "dspy"),
         ("/flows/", "sage flows"),

@@ -72,9 +72,9 @@ def _prefix_stats(prefix: list[tuple[int, int, int]]) -> dict:
 
 def _profile(profile: str, data_dir: Path, questions: list[str], a: argparse.Namespace) -> dict:
     from modules.config import build_config
-    from modules.lm import build_lm, lm_config
-    from modules.retriever import open_retriever
-    from modules.sage import Sage, SageLMs
+    from modules.index.retriever import open_retriever
+    from modules.llm.lm import build_lm, lm_config
+    from modules.programs.sage import Sage, SageLMs
     from modules.settings import load_settings
 
     state = {"q": 0}

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from modules import store  # noqa: E402
-from modules.retriever import MODES, QdrantRetriever  # noqa: E402
+from modules.index import store  # noqa: E402
+from modules.index.retriever import MODES, QdrantRetriever  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"  # the shared benchmark data beside the checkout
 MODELS = Path.home() / ".cache" / "sage" / "models"

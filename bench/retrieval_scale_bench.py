@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from modules import store  # noqa: E402
-from modules.retriever import MODES, QdrantRetriever  # noqa: E402
+from modules.index import store  # noqa: E402
+from modules.index.retriever import MODES, QdrantRetriever  # noqa: E402
 
 MODELS = Path.home() / ".cache" / "sage" / "models"
 DATA = REPO.parent / "shared" / "data"
@@ -72,12 +72,12 @@ def synthetic(points: list[store.StorePoint], n: int, seed: int = 0):
 
 def open_backend(backend: str, root: Path) -> store.VectorStore:
     if backend == "edge":
-        from modules.edge_store import EdgeStore
+        from modules.index.edge_store import EdgeStore
 
         return EdgeStore(root)
     from qdrant_client import QdrantClient
 
-    from modules.server_store import ServerStore
+    from modules.index.server_store import ServerStore
 
     # in memory: the same brute-force engine as its path mode, without its slow persistence
     return ServerStore("local-mode", client=QdrantClient(location=":memory:"))

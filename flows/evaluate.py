@@ -36,8 +36,8 @@ from flows.reports.tables import md_table
 from flows.runs.manifest import run_manifest
 from flows.runs.records import QuestionRecord
 from flows.runs.store import RunStore, new_run_id
-from modules.attempts import Verifier
 from modules.errors import SageError
+from modules.programs.attempts import Verifier
 from modules.seeding import stable_int
 from modules.settings import Settings, load_settings
 

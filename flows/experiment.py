@@ -54,8 +54,8 @@ from flows.runs.store import LATEST, RunStore, config_conflict, new_run_id
 from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
 from modules.config import LM_ROLES
 from modules.errors import SageError
-from modules.program_file import load_program
-from modules.sage import Sage, SageLMs
+from modules.programs.program_file import load_program
+from modules.programs.sage import Sage, SageLMs
 from modules.settings import Settings, load_settings
 
 ARMS = (NO_TARGET, "feedback", "resample")

@@ -49,7 +49,7 @@ from flows.runs.store import RunStore, new_run_id, rounds_in_order
 from flows.seed_runtime import Runtime, SeedJob, register_runtime, runtime_for
 from modules.config import SageConfig
 from modules.errors import SageError
-from modules.lm import lm_failure
+from modules.llm.lm import lm_failure
 from modules.settings import Settings, load_settings
 
 

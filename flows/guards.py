@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 
 from flows.runs.store import LATEST
-from modules import decontam, dedup, embeddings
-from modules.eval_sets import EvalItem, eval_files
+from modules.checks import decontam, dedup
+from modules.checks.eval_sets import EvalItem, eval_files
+from modules.index import embeddings
 
 
 def embed(models_dir: Path, texts: list[str]) -> np.ndarray:

@@ -4,7 +4,7 @@ A build writes ``NAME@<corpus-hash>``: passages whose content-hash id already ex
 version ``NAME`` points at are copied with their vectors; only new or changed passages are
 embedded; deleted ones are simply not carried over. Then ``NAME`` is switched atomically and
 old versions beyond ``keep_versions`` are pruned. The store is embedded Qdrant Edge or a
-Qdrant server (``modules/store.py``).
+Qdrant server (``modules/index/store.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pydantic import model_validator
 from flows.engine.artifacts import artifact_key
 from flows.engine.params import FlowParams, argument, hidden, option
 from flows.engine.retrying import retried
-from modules import corpus as corpus_mod
-from modules import embeddings, store
 from modules.errors import SageError
+from modules.index import corpus as corpus_mod
+from modules.index import embeddings, store
 from modules.settings import Settings, load_settings
 
 ProgressHook = Callable[[str, int, int], None]  # (phase, done, total)

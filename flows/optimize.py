@@ -1,5 +1,5 @@
 """`optimize_module`: DSPy optimization of the search agent, generator or reviser on data from
-previous runs, scored by execution feedback (see modules/optimization.py).
+previous runs, scored by execution feedback (see modules/programs/optimization.py).
 
 Writes ``<out_dir>/<module>-<YYYYmmdd-HHMMSS>.json`` (the optimized sub-module's DSPy state,
 loadable with ``sage generate --program``) and ``<same>.meta.json``, and reports the held-out
@@ -37,9 +37,9 @@ from flows.engine.params import (
 from flows.engine.retrying import retried
 from flows.runs.manifest import models_of, now
 from flows.runs.store import new_run_id
-from modules.attempts import Verifier
 from modules.errors import SageError
-from modules.optimization import (
+from modules.programs.attempts import Verifier
+from modules.programs.optimization import (
     MODULES,
     OPTIMIZERS,
     Metric,
@@ -48,7 +48,7 @@ from modules.optimization import (
     compile_task,
     score_task,
 )
-from modules.program_file import meta_path, save_program
+from modules.programs.program_file import meta_path, save_program
 from modules.settings import Settings, load_settings
 
 RETRY = retried(attempts=2)

@@ -15,10 +15,10 @@ from typing import Any
 from flows.engine.runtime import load_documents, open_program, program_hash
 from flows.runs.records import RoundRecord
 from modules.config import SageConfig
-from modules.corpus import sample_documents
 from modules.errors import SageError
-from modules.retriever import QdrantRetriever
-from modules.sage import RoundResult, Sage
+from modules.index.corpus import sample_documents
+from modules.index.retriever import QdrantRetriever
+from modules.programs.sage import RoundResult, Sage
 from modules.settings import load_settings
 
 

@@ -52,17 +52,18 @@ from flows.runs.validation import (
     validation_summary,
     write_datasets,
 )
-from modules import flags, store
-from modules.attempts import Verifier, fewest_searches
+from modules.checks import flags
+from modules.checks.eval_sets import EvalItem, load_evals
+from modules.checks.solver_checks import CHECKS, SolverChecks, supporting_notes
 from modules.errors import SageError
-from modules.eval_sets import EvalItem, load_evals
-from modules.judge import Judge
-from modules.retriever import QdrantRetriever, open_retriever
+from modules.index import store
+from modules.index.retriever import QdrantRetriever, open_retriever
+from modules.programs.attempts import Verifier, fewest_searches
+from modules.programs.judge import Judge
+from modules.programs.status import REVISABLE, Status
+from modules.programs.taxonomy import Tagger
 from modules.seeding import stable_int
 from modules.settings import load_settings
-from modules.solver_checks import CHECKS, SolverChecks, supporting_notes
-from modules.status import REVISABLE, Status
-from modules.taxonomy import Tagger
 
 
 class ValidateParams(FlowParams):

@@ -1,4 +1,5 @@
-"""DSPy programs and the services they use (LM factory, model store, retriever). No Prefect here.
+"""DSPy programs (``programs/``), the LM layer (``llm/``), the index (``index/``) and the data
+checks (``checks/``); shared configuration and helpers at the top. No Prefect here.
 
 Importing this package sets the environment sage needs offline (no telemetry, no model hub,
 no remote LiteLLM cost map); ``flows`` imports it before Prefect loads. A variable already

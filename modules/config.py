@@ -236,8 +236,8 @@ _ROLE_SIGNATURES = {
 def fixed_prompt_chars(signature_name: str) -> int:
     """Characters of a signature's prompt with every input empty (instructions, field
     descriptions and the output format the JSON adapter adds)."""
-    from modules import signatures
-    from modules.adapter import json_adapter
+    from modules.programs import signatures
+    from modules.programs.adapter import json_adapter
 
     sig = getattr(signatures, signature_name)
     inputs = {name: "" for name in sig.input_fields}

@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def local_lm(llm_models_dir):
     """The real local LLM (Qwen2.5-Coder-0.5B-Instruct, llama.cpp in-process), uncached."""
-    from modules.lm import LMConfig, build_lm
+    from modules.llm.lm import LMConfig, build_lm
 
     return build_lm(
         LMConfig(model="local", models_dir=llm_models_dir, cache=False, temperature=0.0)

@@ -20,7 +20,7 @@ from typing import Any
 import dspy
 from dspy.utils.dummies import DummyLM
 
-from modules.passages import Passage
+from modules.index.passages import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "flows" / "data" / "demo" / "corpus.jsonl"

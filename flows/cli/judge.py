@@ -15,7 +15,7 @@ import typer
 
 from flows.cli.options import JsonOpt, emit
 from modules.errors import SageError
-from modules.judge import Judge
+from modules.programs.judge import Judge
 from modules.settings import Settings
 
 
@@ -109,7 +109,7 @@ def judge(
     """Judge each case with sage's judge; one JSON verdict line per case, in input order."""
     from flows.engine import runtime
     from modules.config import build_config
-    from modules.judge import Judge
+    from modules.programs.judge import Judge
 
     settings: Settings = ctx.obj.settings()
     items = read_cases(cases)  # a bad line fails before any model loads

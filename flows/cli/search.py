@@ -21,7 +21,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the top passages of the index for a query (id, title, score, text)."""
-    from modules.retriever import open_retriever
+    from modules.index.retriever import open_retriever
 
     settings: Settings = ctx.obj.settings(collection=collection)
     retriever = open_retriever(settings, mode=mode, k=k)  # type: ignore[arg-type]

@@ -20,12 +20,12 @@ import dspy
 from dspy.teleprompt import LabeledFewShot
 
 from flows.data import BUNDLED_PROGRAM
-from modules.adapter import json_adapter
-from modules.agent import render_trajectory
-from modules.context import clip
-from modules.generator import render_notes
-from modules.program_file import save_demos
-from modules.signatures import ANSWER_SOURCES, NextStep, ResearchStep, WriteQA
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import render_trajectory
+from modules.programs.context import clip
+from modules.programs.generator import render_notes
+from modules.programs.program_file import save_demos
+from modules.programs.signatures import ANSWER_SOURCES, NextStep, ResearchStep, WriteQA
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "demo" / "corpus.jsonl"

@@ -21,10 +21,10 @@ import dspy
 from flows.data.qa_sets import load_qa, load_sage
 from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore, resolve_run_dir
-from modules.attempts import best_attempt, verdict
 from modules.errors import SageError
-from modules.optimization import rollout_of
-from modules.status import Status
+from modules.programs.attempts import best_attempt, verdict
+from modules.programs.optimization import rollout_of
+from modules.programs.status import Status
 
 INPUTS = {
     "agent": ("question", "rollout"),

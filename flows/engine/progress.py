@@ -27,7 +27,7 @@ from flows.engine.snapshot import (  # noqa: F401 - the progress API in one impo
     round_line,
     say,
 )
-from modules.status import Status
+from modules.programs.status import Status
 
 _LISTENERS: list[Listener] = []
 _TRACKERS: dict[str, RunTracker] = {}

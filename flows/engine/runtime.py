@@ -12,16 +12,16 @@ from typing import Any
 import dspy
 
 from flows.data import BUNDLED_PROGRAM
-from modules.agent import SearchAgent
-from modules.attempts import Verifier
 from modules.config import LM_ROLES as ROLES
 from modules.config import SageConfig
-from modules.judge import Judge
-from modules.lm import build_lm, lm_config
-from modules.passages import Retriever
-from modules.program_file import load_program
-from modules.retriever import open_retriever
-from modules.sage import Sage, SageLMs
+from modules.index.passages import Retriever
+from modules.index.retriever import open_retriever
+from modules.llm.lm import build_lm, lm_config
+from modules.programs.agent import SearchAgent
+from modules.programs.attempts import Verifier
+from modules.programs.judge import Judge
+from modules.programs.program_file import load_program
+from modules.programs.sage import Sage, SageLMs
 from modules.settings import Settings
 
 

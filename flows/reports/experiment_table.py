@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from flows.runs.metrics import state_at_round
-from modules.status import Status
+from modules.programs.status import Status
 
 MIN_SEEDS_FOR_CI = 5
 NO_TARGET = "no-target"

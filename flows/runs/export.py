@@ -39,7 +39,7 @@ from flows.runs.searchr1_layout import (  # noqa: F401 - re-exported
 )
 from flows.runs.sft import Style, ToolArguments, sft_row, sft_schema
 from flows.runs.store import MANIFEST, latest_in, resolve_run_dir
-from modules import flags
+from modules.checks import flags
 from modules.errors import SageError
 
 Format = Literal["hf", "searchr1", "sft"]

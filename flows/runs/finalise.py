@@ -11,8 +11,8 @@ import polars as pl
 from flows.runs.metrics import candidates_frame, compute_metrics
 from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore, latest_in, rounds_in_order
-from modules import flags
-from modules.status import Status, seed_done
+from modules.checks import flags
+from modules.programs.status import Status, seed_done
 
 DATASET_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from modules.screening import screen_answer
+from modules.programs.screening import screen_answer
 from modules.textnorm import normalize
 
 TRACES = "traces.jsonl"

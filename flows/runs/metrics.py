@@ -1,7 +1,7 @@
 """Run metrics from the flat candidate table (one row per seed and round).
 
 ``shown_chars`` / ``cut_chars``: retrieved text the round's prompts showed and left out
-(``modules/context.py``); ``cost.shown_share`` makes truncation visible per run.
+(``modules/programs/context.py``); ``cost.shown_share`` makes truncation visible per run.
 
 Per-round numbers follow the paper's view: at round r each seed is represented by its
 candidate after r feedback rounds (or its last one, if it stopped earlier because it was
@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from modules.status import Status
+from modules.programs.status import Status
 
 CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),

@@ -1,5 +1,5 @@
 """The typed checkpoint records of a run's log: a generation round (``RoundRecord``, its
-full result a ``modules.sage.RoundResult``) and an evaluated question (``QuestionRecord``).
+full result a ``modules.programs.sage.RoundResult``) and an evaluated question (``QuestionRecord``).
 
 On disk they stay the JSON lines they always were (``to_dict`` writes, ``from_dict`` reads,
 unknown keys kept), so runs written before these types resume unchanged.
@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from modules.attempts import Attempt
-from modules.sage import RoundResult
+from modules.programs.attempts import Attempt
+from modules.programs.sage import RoundResult
 
 
 @dataclass(frozen=True)

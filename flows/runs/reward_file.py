@@ -2,7 +2,7 @@
 
 The file is ``reward_template.py`` with its sage imports replaced by the source of the
 functions they name (the normaliser in ``modules/textnorm.py``, ``number_guard`` from the
-judge, ``modules/screening.py``, ``served_name``) and its config block by the run's values:
+judge, ``modules/programs/screening.py``, ``served_name``) and its config block by the run's values:
 one copy of each rule, so the reward scores answers as the data was judged. The trainer's
 machine needs only the Python standard library.
 """
@@ -14,8 +14,9 @@ import inspect
 from pathlib import Path
 from typing import Any, Literal
 
-from modules import screening, textnorm
+from modules import textnorm
 from modules.errors import SageError
+from modules.programs import screening
 
 Reward = Literal["rule", "llm"]
 TEMPLATE = Path(__file__).with_name("reward_template.py")
@@ -54,8 +55,8 @@ def module_body(source: str) -> str:
 
 
 def _function_sources() -> list[str]:
-    from modules.judge import number_guard
-    from modules.lm import served_name
+    from modules.llm.lm import served_name
+    from modules.programs.judge import number_guard
 
     return [inspect.getsource(number_guard), inspect.getsource(served_name)]
 
@@ -79,7 +80,7 @@ def reward_source(
 ) -> str:
     """The text of ``reward.py`` for one export, with the run's judge model and guards
     (compiled here, so a broken file is never written)."""
-    from modules.signatures import JudgeAnswer
+    from modules.programs.signatures import JudgeAnswer
 
     if reward not in ("rule", "llm"):
         raise SageError(f"--reward {reward!r}: use rule or llm")
@@ -95,9 +96,10 @@ def reward_source(
         HEADER.format(run_id=run_id, reward=reward),
         "from __future__ import annotations\n",
         f"# --- sage modules/textnorm.py ---\n{module_body(inspect.getsource(textnorm))}",
-        "# --- sage modules/judge.py, modules/lm.py ---\n",
+        "# --- sage modules/programs/judge.py, modules/llm/lm.py ---\n",
         *_function_sources(),
-        f"# --- sage modules/screening.py ---\n{module_body(inspect.getsource(screening))}",
+        "# --- sage modules/programs/screening.py ---\n",
+        module_body(inspect.getsource(screening)),
         "# --- the reward ---\n",
         module_body(_with_config(TEMPLATE.read_text(), config)),
     ]

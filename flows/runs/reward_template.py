@@ -16,9 +16,9 @@ import time
 import urllib.request
 from typing import Any
 
-from modules.judge import number_guard
-from modules.lm import served_name
-from modules.screening import screen_answer
+from modules.llm.lm import served_name
+from modules.programs.judge import number_guard
+from modules.programs.screening import screen_answer
 from modules.textnorm import exact_match, gold_recall
 
 # sage:config-begin

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from typing import Any
 
 from modules.errors import SageError
-from modules.signatures import ANSWER_TYPES
+from modules.programs.signatures import ANSWER_TYPES
 
 ANY_STEPS = "any"  # no target S: the generator is told "multiple" searches (the paper's
 # "A_gen w/o S" row) and a pair is accepted on pass@K alone

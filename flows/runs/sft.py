@@ -29,7 +29,7 @@ from flows.runs.searchr1_layout import (
     render_passages,
     searchr1_question,
 )
-from modules.attempts import Attempt, fewest_searches
+from modules.programs.attempts import Attempt, fewest_searches
 
 Style = Literal["searchr1", "tools"]
 ToolArguments = Literal["json", "object"]

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modules.attempts import Attempt, fewest_searches
-from modules.status import Status
+from modules.programs.attempts import Attempt, fewest_searches
+from modules.programs.status import Status
 
 _RANK = {Status.ACCEPTED: 4, Status.TOO_EASY: 3, Status.INCORRECT: 2}
 

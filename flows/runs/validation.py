@@ -16,10 +16,10 @@ import polars as pl
 from flows.runs import finalise as ds
 from flows.runs.records import RoundRecord
 from flows.runs.store import RunStore
-from modules import flags, quality
-from modules.attempts import Attempt, fewest_searches, verdict
+from modules.checks import flags, quality
 from modules.errors import SageError
-from modules.status import Status
+from modules.programs.attempts import Attempt, fewest_searches, verdict
+from modules.programs.status import Status
 
 
 def solver_name(model: str) -> str:

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from modules.agent import SearchAgent
-from modules.judge import Judge
-from modules.retriever import QdrantRetriever
+from modules.index.retriever import QdrantRetriever
+from modules.programs.agent import SearchAgent
+from modules.programs.judge import Judge
 from tests.helpers import DEMO_QUESTIONS
 
 pytestmark = pytest.mark.llm

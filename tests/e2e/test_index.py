@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from modules import store
 from modules.errors import SageError
+from modules.index import store
 
 DOCS = {
     "volcano": ("Mount Arvel", "Mount Arvel is an active volcano that last erupted in 1921."),
@@ -47,7 +47,7 @@ def _run(settings, path: Path, **kw):
 
 
 def test_index_incremental_alias_and_search(env) -> None:
-    from modules.retriever import open_retriever
+    from modules.index.retriever import open_retriever
 
     root, settings = env
     corpus = _write(root / "c.jsonl", DOCS, bad=True)
@@ -135,7 +135,7 @@ def test_cli_index_splits_long_documents(env) -> None:
 def test_query_vectors_are_cached_compactly(models_dir: Path) -> None:
     """The query cache holds up to 2,048 vectors: as float32 arrays (1.5 KB), not lists of
     Python floats (12 KB each, which grew a 500-seed run by 13 KB per LM call)."""
-    from modules import embeddings
+    from modules.index import embeddings
 
     vec = embeddings.query_dense(models_dir, "when did Mount Arvel last erupt")
     direct = next(
@@ -156,7 +156,7 @@ def test_a_long_document_is_embedded_a_batch_at_a_time(env, monkeypatch) -> None
     import gc
 
     from flows import index
-    from modules.corpus import PassageRecord
+    from modules.index.corpus import PassageRecord
 
     root, settings = env
     texts = [json.loads(line)["text"] for line in DEMO.read_text().splitlines() if line.strip()]

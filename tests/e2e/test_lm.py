@@ -6,8 +6,8 @@ import dspy
 import pytest
 
 from bench.local_http import LocalJSONServer, chat_completion
-from modules.lm import LMConfig, build_lm, lm_config
-from modules.local_engine import (
+from modules.llm.lm import LMConfig, build_lm, lm_config
+from modules.llm.local_engine import (
     EngineSpec,
     LocalEngine,
     ModelLoadError,

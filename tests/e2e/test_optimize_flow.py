@@ -17,11 +17,11 @@ import pytest
 from flows.generate import GenerateParams
 from flows.optimize import OptimizeParams, optimize_module
 from flows.seed_runtime import Runtime, SeedJob
-from modules.agent import SearchAgent
 from modules.errors import SageError
-from modules.program_file import OWNED, load_program
-from modules.reviser import Reviser
-from modules.sage import Sage
+from modules.programs.agent import SearchAgent
+from modules.programs.program_file import OWNED, load_program
+from modules.programs.reviser import Reviser
+from modules.programs.sage import Sage
 from modules.settings import load_settings
 from tests.helpers import (
     DEMO_QUESTIONS,
@@ -266,7 +266,7 @@ def test_local_model_bootstrap_of_the_agent(indexed, llm_models_dir, monkeypatch
     Sampled at 0.7 with 256 output tokens at most: greedy decoding under the JSON grammar
     can loop on whitespace up to the token limit (minutes per call on this CPU).
     """
-    from modules.lm import LMConfig, build_lm
+    from modules.llm.lm import LMConfig, build_lm
 
     lm = build_lm(LMConfig(model="local", models_dir=llm_models_dir, cache=False, max_tokens=256))
     plug_lms(monkeypatch, lm)

@@ -230,7 +230,7 @@ def test_deploy_and_run_index_generate_and_refresh_on_a_local_server_and_worker(
 
 CHECK_INDEX = """
 import json, sys
-from modules.store import open_store, resolve
+from modules.index.store import open_store, resolve
 store = open_store(sys.argv[1])
 version = resolve(store, "demo")
 print(json.dumps({"version": version, "points": store.count(version)}))

@@ -14,7 +14,7 @@ import pytest
 
 from bench.local_http import LocalJSONServer
 from modules.errors import SageError
-from modules.searchr1 import SearchR1Retriever
+from modules.index.searchr1 import SearchR1Retriever
 from tests.helpers import (
     DEMO_CORPUS,
     OverlapRetriever,

@@ -20,9 +20,9 @@ import pytest
 from bench.limited_server import LimitedStubServer, ScriptedStatusServer
 from bench.local_http import LocalJSONServer, chat_completion
 from bench.stub_server import StubServer
-from modules import signatures
-from modules.adapter import json_adapter
-from modules.lm import LMConfig, build_lm
+from modules.llm.lm import LMConfig, build_lm
+from modules.programs import signatures
+from modules.programs.adapter import json_adapter
 from tests.helpers import SAGE, clean_env
 
 CITY = '{"city": "Brennock"}'
@@ -278,7 +278,7 @@ def test_memory_stays_flat_over_many_served_calls():
     and sage's adapter) after a 200-call warm-up, each call with its own ~3 KB prompt: a
     call kept anywhere (DSPy's history or its process-wide trace, which grew a 500-seed run
     by ~4 KB a call) is 1.8 MB here, above the bound."""
-    from modules.predict import Meter, safe_predict
+    from modules.programs.predict import Meter, safe_predict
 
     server = StubServer(0.0)
     lm = _lm(server.url)
@@ -340,7 +340,7 @@ class KeepAliveSearchR1(LocalJSONServer):
 
 
 def test_the_searchr1_client_reuses_one_connection_and_honours_retry_after():
-    from modules.searchr1 import SearchR1Retriever
+    from modules.index.searchr1 import SearchR1Retriever
 
     server = KeepAliveSearchR1([(429, {"Retry-After": "1"})])
     try:

@@ -15,10 +15,10 @@ import pytest
 
 from bench.stub_server import ProbeServer, StubServer
 from modules.config import build_config
-from modules.context import flat
-from modules.lm import build_lm, lm_config
-from modules.passages import Passage
-from modules.sage import Sage, SageLMs
+from modules.index.passages import Passage
+from modules.llm.lm import build_lm, lm_config
+from modules.programs.context import flat
+from modules.programs.sage import Sage, SageLMs
 from modules.settings import load_settings
 from tests.helpers import SAGE, OverlapRetriever, clean_env
 

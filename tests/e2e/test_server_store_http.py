@@ -1,4 +1,4 @@
-"""The server backend (`modules/server_store.py`) over HTTP: the real qdrant-client, in REST
+"""The server backend (`modules/index/server_store.py`) over HTTP: the real qdrant-client, in REST
 mode, against a recording HTTP server on 127.0.0.1 that answers as Qdrant's REST API does.
 
 No Qdrant server can run on this machine (no binary, no container runtime), so the server
@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from bench.local_http import LocalJSONServer
-from modules.embeddings import DENSE_DIM, SparseVec
-from modules.server_store import ServerStore
-from modules.store import DENSE, RRF_K, SPARSE, StorePoint, resolve
+from modules.index.embeddings import DENSE_DIM, SparseVec
+from modules.index.server_store import ServerStore
+from modules.index.store import DENSE, RRF_K, SPARSE, StorePoint, resolve
 
 
 def _collection_info(spec: dict[str, Any], points: int) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modules import store
-from modules.embeddings import SparseVec
 from modules.errors import SageError
+from modules.index import store
+from modules.index.embeddings import SparseVec
 from tests.helpers import REPO
 
 
@@ -34,13 +34,13 @@ def _points(n: int, seed: int = 0) -> list[store.StorePoint]:
 @pytest.fixture(params=["edge", "server"])
 def vs(request, tmp_path):
     if request.param == "edge":
-        from modules.edge_store import EdgeStore
+        from modules.index.edge_store import EdgeStore
 
         s = EdgeStore(tmp_path / "store")
     else:
         from qdrant_client import QdrantClient
 
-        from modules.server_store import ServerStore
+        from modules.index.server_store import ServerStore
 
         s = ServerStore("http://in-process", client=QdrantClient(location=":memory:"))
     yield s
@@ -83,7 +83,7 @@ def test_dense_sparse_and_hybrid_find_the_right_point_and_vectors_round_trip(vs)
 def test_edge_shards_are_read_by_several_processes_at_once(tmp_path):
     """A complete version is immutable and has no write-ahead log: two other processes load
     and query it while this one holds it open (what Dask workers do)."""
-    from modules.edge_store import EdgeStore
+    from modules.index.edge_store import EdgeStore
 
     root = tmp_path / "store"
     vs = EdgeStore(root)
@@ -95,7 +95,7 @@ def test_edge_shards_are_read_by_several_processes_at_once(tmp_path):
     assert vs.query("t@1", pts[7].dense, None, 1)[0].id == pts[7].id  # held open here
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "from modules import store;"
+        "from modules.index import store;"
         "vs = store.open_store(sys.argv[2]); v = store.resolve(vs, 't');"
         "vec = json.loads(sys.argv[3]);"
         "print(json.dumps([vs.count(v)] + [vs.query(v, vec, None, 1)[0].id for _ in range(200)]))"

@@ -1,5 +1,5 @@
 """Token accounting is DSPy's own usage tracking (`dspy.track_usage` in
-modules/predict.py:safe_predict): against a real OpenAI-compatible server on 127.0.0.1
+modules/programs/predict.py:safe_predict): against a real OpenAI-compatible server on 127.0.0.1
 whose every reply reports 400 prompt and 40 completion tokens, the round meters add up to
 exactly what the server reported, call for call. `Meter` only adds what DSPy does not
 track: calls that failed to parse, seconds, and the retrieved characters shown and cut."""
@@ -10,9 +10,9 @@ import pytest
 
 from bench.stub_server import StubServer
 from modules.config import profile_config
-from modules.lm import LMConfig, build_lm
-from modules.predict import Meter
-from modules.sage import Sage, SageLMs
+from modules.llm.lm import LMConfig, build_lm
+from modules.programs.predict import Meter
+from modules.programs.sage import Sage, SageLMs
 from tests.helpers import TOY_PASSAGES, OverlapRetriever
 
 SEED = "Ada Venn\nAda Venn is a composer born in Brennick in 1950."

@@ -10,9 +10,9 @@ from typing import Any
 from flows.generate import GenerateParams
 from flows.runs.finalise import finalise
 from flows.runs.store import RunStore
-from modules.attempts import Attempt
-from modules.sage import RoundResult
-from modules.status import Status
+from modules.programs.attempts import Attempt
+from modules.programs.sage import RoundResult
+from modules.programs.status import Status
 
 RUN_ID = "r1"
 GOLD = {"s1": "Ada Venn", "s2": "10 January 1888"}

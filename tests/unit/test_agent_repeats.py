@@ -9,9 +9,9 @@ import itertools
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.agent import SearchAgent
-from modules.passages import Passage
+from modules.index.passages import Passage
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import SearchAgent
 from modules.textnorm import query_key
 from tests.helpers import ScriptedLM
 

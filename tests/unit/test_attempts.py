@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 import pytest
 
-from modules.attempts import Attempt, best_attempt, fewest_searches, verdict
-from modules.status import Status
+from modules.programs.attempts import Attempt, best_attempt, fewest_searches, verdict
+from modules.programs.status import Status
 
 
 def _att(index, correct, n):

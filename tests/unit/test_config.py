@@ -7,8 +7,8 @@ import pytest
 
 from modules.config import SageConfig, build_config, profile_config
 from modules.errors import SageError
-from modules.lm import lm_config
-from modules.sage import Sage, SageLMs
+from modules.llm.lm import lm_config
+from modules.programs.sage import Sage, SageLMs
 from modules.settings import load_settings
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
@@ -81,7 +81,7 @@ def test_a_hosted_judge_never_goes_to_the_generators_server():
         "judge-key",
     )
     assert lm_config(own, "generator").api_base == "http://127.0.0.1:9/v1"
-    from modules.lm import build_lm
+    from modules.llm.lm import build_lm
 
     lm = build_lm(judge)  # LiteLLM to Gemini: no api_base sent anywhere
     assert "api_base" not in lm.kwargs

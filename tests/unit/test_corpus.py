@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from modules.corpus import (
+from modules.errors import SageError
+from modules.index.corpus import (
     FieldMap,
     chunk_words,
     corpus_hash,
@@ -16,7 +17,6 @@ from modules.corpus import (
     read_corpus,
     split_title_line,
 )
-from modules.errors import SageError
 
 
 def _jsonl(path: Path, lines: list[str | bytes]) -> Path:
@@ -107,7 +107,7 @@ def test_chunking_and_stable_ids() -> None:
     with pytest.raises(SageError):
         chunk_words(text, size=5, overlap=5)
 
-    from modules.corpus import Document
+    from modules.index.corpus import Document
 
     doc = Document("d1", "Title", text, "f:1")
     a, b = passages_of(doc, 10, 3), passages_of(doc, 10, 3)
@@ -124,7 +124,7 @@ def test_lazy_chunking_gives_the_same_windows_as_splitting_the_whole_text() -> N
     """iter_chunks scans words as it goes (one window in memory) and yields what splitting
     the whole text gave: every window, the tail, one passage for a text of a window or less,
     and the error before the first word when the overlap is too large."""
-    from modules.corpus import iter_chunks
+    from modules.index.corpus import iter_chunks
 
     def split_windows(text: str, size: int, overlap: int) -> list[str]:
         words = text.split()

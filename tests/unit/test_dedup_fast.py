@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 
 from flows import guards
-from modules import dedup, embeddings
-from modules.dedup_int8 import Int8Screen
+from modules.checks import dedup
+from modules.checks.dedup_int8 import Int8Screen
+from modules.index import embeddings
 from tests.helpers import REPO
 
 HOTPOT = REPO.parent / "shared" / "data" / "qa" / "hotpotqa_dev_250.jsonl"

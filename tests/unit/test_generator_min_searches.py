@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dspy
 
-from modules.adapter import json_adapter
 from modules.config import profile_config
-from modules.generator import Generator
+from modules.programs.adapter import json_adapter
+from modules.programs.generator import Generator
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
 SEED = "Ada Venn\nAda Venn is a composer born in Brennick in 1950."

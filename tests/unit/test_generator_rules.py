@@ -2,7 +2,7 @@
 
 import pytest
 
-from modules.rules import check_candidate
+from modules.programs.rules import check_candidate
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from modules import dedup, flags
-from modules.decontam import NgramIndex, contamination, embedding_matches
+from modules.checks import dedup, flags
+from modules.checks.decontam import NgramIndex, contamination, embedding_matches
+from modules.checks.eval_sets import EvalItem, load_evals
+from modules.checks.solver_checks import SolverChecks, supporting_notes
 from modules.errors import SageError
-from modules.eval_sets import EvalItem, load_evals
-from modules.judge import Judge
-from modules.solver_checks import SolverChecks, supporting_notes
+from modules.programs.judge import Judge
 from tests.helpers import REPO, RuleLM
 
 SHARED = REPO.parent / "shared" / "data" / "qa"

@@ -84,3 +84,37 @@ def test_modules_never_import_prefect_or_flows():
         if name.startswith("modules"):
             bad = {t for t in _imports(path) if t.split(".")[0] in ("prefect", "flows")}
             assert not bad, (name, bad)
+
+
+# Which wing of modules/ may import which: the LM and index layers only the shared top, the
+# programs the index's Passage too, the data checks the programs (their judge) and the index.
+# The one upward edge: config.py measures the signatures' fixed prompts for the budgets.
+WING_IMPORTS = {
+    "top": {"top"},
+    "llm": {"top", "llm"},
+    "index": {"top", "index"},
+    "programs": {"top", "index", "programs"},
+    "checks": {"top", "index", "programs", "checks"},
+}
+UPWARD = {
+    ("modules.config", "modules.programs.signatures"),
+    ("modules.config", "modules.programs.adapter"),
+}
+
+
+def _wing(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 else "top"
+
+
+def test_modules_wings_import_only_their_layers():
+    graph = _graph()
+    assert {_wing(m) for m in graph if m.startswith("modules.")} == set(WING_IMPORTS)
+    bad = {
+        (a, b)
+        for a, targets in graph.items()
+        if a.startswith("modules")
+        for b in targets
+        if b.startswith("modules.") and _wing(b) not in WING_IMPORTS[_wing(a)]
+    }
+    assert bad == UPWARD

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from flows.data.qa_sets import load_musique, load_plain
+from modules.checks.eval_sets import load_evals
 from modules.errors import SageError
-from modules.eval_sets import load_evals
 from modules.json_records import json_lines, json_records
 
 RECS = [{"id": "2hop__1", "question": "Who?", "answer": "Ada"}, {"id": "3hop__2",

@@ -1,7 +1,7 @@
 """Judge decision paths (scripted LLM judge where one is needed)."""
 
-from modules.judge import Judge
-from modules.signatures import JudgeAnswer
+from modules.programs.judge import Judge
+from modules.programs.signatures import JudgeAnswer
 from tests.helpers import ScriptedLM
 
 

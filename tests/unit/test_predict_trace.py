@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.predict import Meter, safe_predict
+from modules.programs.adapter import json_adapter
+from modules.programs.predict import Meter, safe_predict
 from tests.helpers import ScriptedLM
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flows.data.qa_sets import load_qa
-from modules import dedup, quality
+from modules.checks import dedup, quality
 from modules.errors import SageError
 from tests.helpers import DEMO_QUESTIONS, TOY_PASSAGES, OverlapRetriever
 

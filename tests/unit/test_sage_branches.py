@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from modules.config import profile_config
-from modules.passages import Passage
-from modules.sage import RoundResult, Sage, SageLMs
+from modules.index.passages import Passage
+from modules.programs.sage import RoundResult, Sage, SageLMs
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
 

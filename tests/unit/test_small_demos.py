@@ -13,16 +13,16 @@ import pytest
 
 from flows.data import build_demos
 from flows.demo import DEMO_MODELS, DEMO_SEEDS
-from modules.adapter import json_adapter
-from modules.agent import SearchAgent, render_trajectory
-from modules.chat_body import cap_fields, chat_body
 from modules.config import CHARS_PER_TOKEN, build_config, profile_config
 from modules.errors import SageError
-from modules.generator import Generator
-from modules.lm import lm_config
-from modules.program_file import load_program
+from modules.llm.chat_body import cap_fields, chat_body
+from modules.llm.lm import lm_config
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import SearchAgent, render_trajectory
+from modules.programs.generator import Generator
+from modules.programs.program_file import load_program
+from modules.programs.signatures import NextStep, WriteQA
 from modules.settings import load_settings
-from modules.signatures import NextStep, WriteQA
 
 SERVED = {"lm": "openai/stub", "api_base": "http://127.0.0.1:9/v1"}
 SMALL_CAPS = profile_config("small").field_chars

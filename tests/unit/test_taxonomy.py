@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from modules.taxonomy import INCORRECT_CAUSES, REASONING_TYPES, TOO_EASY_CAUSES, UNTAGGED, Tagger
+from modules.programs.taxonomy import (
+    INCORRECT_CAUSES,
+    REASONING_TYPES,
+    TOO_EASY_CAUSES,
+    UNTAGGED,
+    Tagger,
+)
 from tests.helpers import ScriptedLM
 
 CAND = {

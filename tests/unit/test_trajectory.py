@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modules.agent import render_trajectory
-from modules.reviser import render_attempt
+from modules.programs.agent import render_trajectory
+from modules.programs.reviser import render_attempt
 
 
 def _search(query: str, *passages: tuple[str, str, str]) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.flags import FLAGS, column, drops, kept
+from modules.checks.flags import FLAGS, column, drops, kept
 
 CLEAN = {column(f): False for f in FLAGS}
 

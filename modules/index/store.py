@@ -1,8 +1,8 @@
 """The one vector-store interface: versioned collections ``NAME@<hash>`` behind a name.
 
 Two backends implement it: Qdrant Edge, Qdrant's own engine embedded in this process (a
-path: ``modules/edge_store.py``), and a Qdrant server (an ``http(s)://`` URL:
-``modules/server_store.py``). Both hold the same named vectors (``dense``: 384-d cosine;
+path: ``modules/index/edge_store.py``), and a Qdrant server (an ``http(s)://`` URL:
+``modules/index/server_store.py``). Both hold the same named vectors (``dense``: 384-d cosine;
 ``bm25``: sparse with the IDF modifier), the same payloads and the same RRF fusion, and
 nothing above this module knows which one it talks to. A build writes a new version, then
 switches the name to it atomically; old versions beyond ``keep`` are pruned.
@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from modules.embeddings import SparseVec
 from modules.errors import SageError
-from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint  # noqa: F401 - the interface
+from modules.index.embeddings import SparseVec
+from modules.index.store_points import DENSE, RRF_K, SPARSE, StorePoint  # noqa: F401 - the interface
 
 
 class VectorStore(Protocol):
@@ -98,11 +98,11 @@ def open_store(location: str, api_key: str | None = None) -> VectorStore:
     with _LOCK:
         if key not in _STORES:
             if is_url(location):
-                from modules.server_store import ServerStore
+                from modules.index.server_store import ServerStore
 
                 _STORES[key] = ServerStore(location, api_key)
             else:
-                from modules.edge_store import EdgeStore
+                from modules.index.edge_store import EdgeStore
 
                 _STORES[key] = EdgeStore(Path(key))
         return _STORES[key]

@@ -1,5 +1,5 @@
 """LLM tagging for validation: why a rejected pair failed, and what reasoning an accepted
-pair needs. Tags are constrained to fixed vocabularies (see modules/signatures.py)."""
+pair needs. Tags are constrained to fixed vocabularies (see modules/programs/signatures.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any, get_args
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.predict import Meter, predict_twice, safe_predict
-from modules.reviser import render_attempt
-from modules.signatures import (
+from modules.programs.adapter import json_adapter
+from modules.programs.predict import Meter, predict_twice, safe_predict
+from modules.programs.reviser import render_attempt
+from modules.programs.signatures import (
     IncorrectCause,
     ReasoningType,
     TagIncorrect,
@@ -19,7 +19,7 @@ from modules.signatures import (
     TagTooEasy,
     TooEasyCause,
 )
-from modules.status import Status
+from modules.programs.status import Status
 
 TOO_EASY_CAUSES: tuple[str, ...] = get_args(TooEasyCause)
 INCORRECT_CAUSES: tuple[str, ...] = get_args(IncorrectCause)

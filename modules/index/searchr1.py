@@ -19,9 +19,9 @@ import threading
 import urllib.parse
 from typing import Any
 
-from modules.corpus import split_title_line
 from modules.errors import SageError
-from modules.passages import Passage
+from modules.index.corpus import split_title_line
+from modules.index.passages import Passage
 from modules.retries import RetryPolicy, is_transient_status, retry_after_seconds
 
 
@@ -34,7 +34,7 @@ class _Transient(Exception):
 
 
 class SearchR1Retriever:
-    """A ``modules.passages.Retriever`` that asks a Search-R1 retrieval server."""
+    """A ``modules.index.passages.Retriever`` that asks a Search-R1 retrieval server."""
 
     def __init__(
         self, url: str, k: int = 3, timeout: float = 30.0, retries: int = 6, backoff: float = 0.5

@@ -19,15 +19,15 @@ from typing import Any
 
 import dspy
 
-from modules.agent import SearchAgent
-from modules.attempts import Verifier, verdict
 from modules.config import SageConfig
-from modules.context import clip
-from modules.generator import Candidate, Generator
-from modules.reviser import Reviser
-from modules.sage import Sage, SageLMs
+from modules.programs.agent import SearchAgent
+from modules.programs.attempts import Verifier, verdict
+from modules.programs.context import clip
+from modules.programs.generator import Candidate, Generator
+from modules.programs.reviser import Reviser
+from modules.programs.sage import Sage, SageLMs
+from modules.programs.status import Status
 from modules.seeding import stable_int
-from modules.status import Status
 
 MODULES = ("agent", "generator", "reviser")
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")

@@ -24,7 +24,7 @@ class Meter:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-    shown_chars: int = 0  # retrieved text shown in prompts (modules/context.py)
+    shown_chars: int = 0  # retrieved text shown in prompts (modules/programs/context.py)
     cut_chars: int = 0  # retrieved text left out of them
 
     @property

@@ -12,12 +12,12 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from modules.embeddings import DENSE_DIM, SparseVec
-from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint
+from modules.index.embeddings import DENSE_DIM, SparseVec
+from modules.index.store_points import DENSE, RRF_K, SPARSE, StorePoint
 
 
 class ServerStore:
-    """A ``modules.store.VectorStore`` on a Qdrant server."""
+    """A ``modules.index.store.VectorStore`` on a Qdrant server."""
 
     def __init__(self, url: str, api_key: str | None = None, client: QdrantClient | None = None):
         self.location = url

@@ -14,10 +14,10 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.judge import Judge
-from modules.predict import Meter, safe_predict
-from modules.signatures import AnswerClosedBook, AnswerFromPassage
+from modules.programs.adapter import json_adapter
+from modules.programs.judge import Judge
+from modules.programs.predict import Meter, safe_predict
+from modules.programs.signatures import AnswerClosedBook, AnswerFromPassage
 from modules.textnorm import normalize
 
 NO_ANSWER = {"", "unknown", "none", "n a", "not known", "i do not know"}

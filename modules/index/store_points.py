@@ -1,4 +1,4 @@
-"""What a vector store holds, shared by the interface (``modules/store.py``) and its
+"""What a vector store holds, shared by the interface (``modules/index/store.py``) and its
 backends: the named vectors, the fusion constant and the point record."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.embeddings import SparseVec
+from modules.index.embeddings import SparseVec
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -8,11 +8,11 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.context import Shown, clip, fit_items, flat, full_length
-from modules.passages import Passage, Retriever
-from modules.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.signatures import FinalAnswer, NextStep
+from modules.index.passages import Passage, Retriever
+from modules.programs.adapter import json_adapter
+from modules.programs.context import Shown, clip, fit_items, flat, full_length
+from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
+from modules.programs.signatures import FinalAnswer, NextStep
 from modules.textnorm import query_key
 
 

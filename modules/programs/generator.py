@@ -9,13 +9,13 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.agent import passage_record
-from modules.context import Shown, clip, fit_items, full_length
-from modules.passages import Retriever
-from modules.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.rules import check_candidate
-from modules.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
+from modules.index.passages import Retriever
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import passage_record
+from modules.programs.context import Shown, clip, fit_items, full_length
+from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
+from modules.programs.rules import check_candidate
+from modules.programs.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 
 _REF = re.compile(r"P(\d+)")
 TRACE_CHARS = 350  # a research step's passages as the trace shows them (notes hold the text)

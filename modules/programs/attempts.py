@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
-from modules.agent import AgentResult, SearchAgent
-from modules.judge import Judge
-from modules.predict import Meter
-from modules.status import Status
+from modules.programs.agent import AgentResult, SearchAgent
+from modules.programs.judge import Judge
+from modules.programs.predict import Meter
+from modules.programs.status import Status
 
 
 @dataclass

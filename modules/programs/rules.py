@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from modules.signatures import ANSWER_TYPES
+from modules.programs.signatures import ANSWER_TYPES
 from modules.textnorm import contains_answer, normalize, numbers
 
 MAX_QUESTION_WORDS = 60

@@ -6,17 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from modules import embeddings, store
 from modules.errors import SageError
-from modules.passages import Passage
-from modules.searchr1 import SearchR1Retriever
+from modules.index import embeddings, store
+from modules.index.passages import Passage
+from modules.index.searchr1 import SearchR1Retriever
 
 Mode = Literal["hybrid", "dense", "sparse"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sparse")
 
 
 class QdrantRetriever:
-    """A ``modules.passages.Retriever`` over one collection version (a name resolves to the
+    """A ``modules.index.passages.Retriever`` over one collection version (a name resolves to the
     version it points at when the retriever opens, so a re-index mid-run changes nothing)."""
 
     def __init__(

@@ -18,8 +18,8 @@ from typing import Any
 
 from dspy.lm15 import Response
 
-from modules.chat_body import chat_body, chat_response
 from modules.errors import SageError
+from modules.llm.chat_body import chat_body, chat_response
 
 GGUF_MAGIC = b"GGUF"
 PULL_HINT = "run `sage models pull` to (re)install it"

@@ -11,7 +11,7 @@ import dspy
 
 from modules import retries
 from modules.config import local_setup, role_config
-from modules.local_engine import EngineSpec, LocalEngine
+from modules.llm.local_engine import EngineSpec, LocalEngine
 from modules.settings import LOCAL_LM
 
 MAX_AUTO_SLOTS = 16  # each slot reserves n_ctx tokens of KV cache (~12 KB/token for 0.5B)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modules.dedup import unit_rows
-from modules.eval_sets import EvalItem
+from modules.checks.dedup import unit_rows
+from modules.checks.eval_sets import EvalItem
 from modules.textnorm import normalize
 
 N_GRAM = 8

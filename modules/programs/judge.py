@@ -3,7 +3,7 @@ temperature 0 (extracted answer, reasoning, verdict, as the SAGE code's judge), 
 number guard and a gold-overlap guard that can only reject.
 
 The answer is untrusted data (an RL policy learns to exploit its grader). Before any LLM
-sees it, ``modules.screening.screen_answer`` (the rule the exported ``reward.py`` applies)
+sees it, ``modules.programs.screening.screen_answer`` (the rule the exported ``reward.py`` applies)
 refuses text addressed to a grader, markup, several candidates and long answers. What
 passes is shown to the judge as a JSON string literal (quotes and new lines escaped, so it
 cannot close its field or open a fake verdict field) in a field the instructions call
@@ -18,10 +18,10 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.predict import Meter, safe_predict
-from modules.screening import screen_answer
-from modules.signatures import JudgeAnswer
+from modules.programs.adapter import json_adapter
+from modules.programs.predict import Meter, safe_predict
+from modules.programs.screening import screen_answer
+from modules.programs.signatures import JudgeAnswer
 from modules.textnorm import best_match, gold_recall, normalize, numbers
 
 METHODS = (

@@ -6,10 +6,10 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.agent import show_trajectory
-from modules.context import Shown, clip
-from modules.generator import (
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import show_trajectory
+from modules.programs.context import Shown, clip
+from modules.programs.generator import (
     Candidate,
     Draft,
     Generator,
@@ -19,9 +19,9 @@ from modules.generator import (
     target_text,
     write_checked,
 )
-from modules.predict import safe_predict, sample_config
-from modules.signatures import ReviseQA
-from modules.status import Status
+from modules.programs.predict import safe_predict, sample_config
+from modules.programs.signatures import ReviseQA
+from modules.programs.status import Status
 
 FEEDBACK = {
     Status.TOO_EASY: "Too easy: the search agent answered in fewer than {s} searches.",

@@ -9,17 +9,17 @@ from typing import Any
 
 import dspy
 
-from modules.adapter import json_adapter
-from modules.agent import SearchAgent
-from modules.attempts import Attempt, Verifier, best_attempt, fewest_searches, verdict
 from modules.config import SageConfig
-from modules.generator import Candidate, Generator, GenResult
-from modules.judge import Judge
-from modules.passages import Retriever
-from modules.predict import Meter
-from modules.reviser import Reviser, feedback_text
+from modules.index.passages import Retriever
+from modules.programs.adapter import json_adapter
+from modules.programs.agent import SearchAgent
+from modules.programs.attempts import Attempt, Verifier, best_attempt, fewest_searches, verdict
+from modules.programs.generator import Candidate, Generator, GenResult
+from modules.programs.judge import Judge
+from modules.programs.predict import Meter
+from modules.programs.reviser import Reviser, feedback_text
+from modules.programs.status import REVISABLE, Status, seed_done
 from modules.seeding import stable_int
-from modules.status import REVISABLE, Status, seed_done
 
 STRATEGIES = ("feedback", "resample")
 
@@ -149,7 +149,7 @@ class SageResult:
 
 
 def finished(done: list[RoundResult], rounds: int) -> bool:
-    """Whether a seed needs no more rounds (see ``modules.status.seed_done``)."""
+    """Whether a seed needs no more rounds (see ``modules.programs.status.seed_done``)."""
     return bool(done) and seed_done(done[-1].status, done[-1].round, rounds)
 
 

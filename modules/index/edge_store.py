@@ -26,9 +26,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from modules.embeddings import DENSE_DIM, SparseVec
 from modules.errors import SageError
-from modules.store_points import DENSE, RRF_K, SPARSE, StorePoint
+from modules.index.embeddings import DENSE_DIM, SparseVec
+from modules.index.store_points import DENSE, RRF_K, SPARSE, StorePoint
 
 FORMAT = {"backend": "qdrant-edge", "format": 1}
 SEARCH_THREADS = 1  # per query: Edge holds the GIL, and a 2nd thread cost 4x the CPU (bench)
@@ -62,7 +62,7 @@ def _point_id(pid: Any) -> str:
 
 
 class EdgeStore:
-    """A ``modules.store.VectorStore`` on Qdrant Edge shards under one directory."""
+    """A ``modules.index.store.VectorStore`` on Qdrant Edge shards under one directory."""
 
     def __init__(self, root: Path):
         self.root = Path(root)

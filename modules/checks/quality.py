@@ -1,5 +1,5 @@
 """Deterministic quality checks of generated QA pairs: answer leakage, single-search
-shortcuts, diversity and ambiguous attempts (near-duplicates: ``modules/dedup.py``)."""
+shortcuts, diversity and ambiguous attempts (near-duplicates: ``modules/checks/dedup.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from modules.passages import Retriever
+from modules.index.passages import Retriever
 from modules.textnorm import contains_answer, normalize
 
 _STOP = set("a an the of in on at to for by and or de la le von van".split())

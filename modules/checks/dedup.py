@@ -7,7 +7,7 @@ similar earlier one, so the earliest item of every group is kept. Memory is the 
 tile of products.
 
 From ``FAST_MIN`` items on, the columns before a row block are first screened with int8
-products (``modules.dedup_int8``: a proven error bound, so no pair at or above the
+products (``modules.checks.dedup_int8``: a proven error bound, so no pair at or above the
 threshold is missed) and only the (row, tile) pairs the screen keeps are rescored exactly
 in float32; the block's own diagonal square is always exact. Results equal the exact pass.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modules.dedup_int8 import Int8Screen
+from modules.checks.dedup_int8 import Int8Screen
 
 FAST_MIN = 20_000  # below this the exact float32 pass takes a few seconds at most
 SCREEN_COLS = 4096  # screened tile width: a kept row is rescored on 4096 columns only
