@@ -25,13 +25,23 @@ from modules.programs.agent import render_trajectory
 from modules.programs.context import clip
 from modules.programs.generator import render_notes
 from modules.programs.program_file import save_demos
-from modules.programs.signatures import ANSWER_SOURCES, NextStep, ResearchStep, WriteQA
+from modules.programs.reviser import render_attempt, render_research
+from modules.programs.signatures import (
+    ANSWER_SOURCES,
+    NextStep,
+    ResearchStep,
+    ReviseQA,
+    WriteQA,
+)
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "demo" / "corpus.jsonl"
 PASSAGE_CHARS = 220  # a passage in a demo trajectory
 NOTE_CHARS = 260  # a note in a demo
 DOC_CHARS = 420  # the seed document of a generator demo
+TRACE_CHARS = 120  # a passage in a reviser demo's search trace
+REVISE_NOTE_CHARS = 180  # a note in a reviser demo (the bridge fact is early)
+REVISE_DOC_CHARS = 200  # the seed document of a reviser demo (its answer is early)
 
 
 def corpus() -> dict[str, dict[str, str]]:
@@ -100,12 +110,12 @@ def agent_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     ]
 
 
-def _notes(docs: dict[str, Any], ids: list[str]) -> str:
+def _notes(docs: dict[str, Any], ids: list[str], chars: int | None = NOTE_CHARS) -> str:
     notes = [
         {"ref": f"P{i}", "id": d, "title": docs[d]["title"], "text": docs[d]["text"]}
         for i, d in enumerate(ids, start=1)
     ]
-    return render_notes(notes, NOTE_CHARS, None)
+    return render_notes(notes, chars, None)
 
 
 def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
@@ -198,6 +208,87 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     ]
 
 
+# (seed, failure, notes, research query, current (question, answer, plan), the agent's
+# searches, its answer, analysis, revised question, answer, plan): each revision swaps the
+# seed's name for a fact only another note states, so a solver searches that fact first.
+REVISIONS = [
+    (
+        "w070",
+        "too_easy",
+        ["w070", "w037"],
+        "Caddow Light",
+        ("When was Caddow Light completed?", "1857"),
+        [("When was Caddow Light completed?", ["w070"])],
+        "1857",
+        "One search found 1857: the question names Caddow Light. P2, not P1, says Ysolde "
+        "Karrin was born in Caddow: name her home village instead.",
+        "In what year was the lighthouse beside the home village of the swimmer Ysolde "
+        "Karrin completed?",
+        "1857",
+        [
+            ("Where was Ysolde Karrin born?", "Caddow", "P2"),
+            ("When was the lighthouse by Caddow completed?", "1857", "P1"),
+        ],
+    ),
+    (
+        "w026",
+        "incorrect",
+        ["w026", "w042"],
+        "Tarvessan Meteorological Office",
+        ("When was the Tarvessan Meteorological Office established?", "1893"),
+        [("When was the Tarvessan Meteorological Office established?", ["w026"])],
+        "1902",
+        "1893 is the storm's year; P1 gives 1902, as the agent found. Fix the answer and "
+        "hide the office behind P2, not P1: the storm was Tarvessa's deadliest disaster.",
+        "In what year was the weather service established that was a response to the "
+        "deadliest natural disaster in the history of Tarvessa?",
+        "1902",
+        [
+            ("What was the deadliest natural disaster in Tarvessa?", "Great Storm of 1893", "P2"),
+            ("When was the weather service created after that storm established?", "1902", "P1"),
+        ],
+    ),
+]
+
+
+def _plan(plan: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    return [{"sub_question": q, "sub_answer": a, "passage": p} for q, a, p in plan]
+
+
+def revise_steps(docs: dict[str, Any]) -> list[dspy.Example]:
+    """Two ReviseQA demos, one per failure: a one-hop pair rewritten into a bridge through
+    a fact of another note (the incorrect one also takes the answer the agent found)."""
+    out = []
+    for seed, failure, ids, query, (q0, a0), searches, found, why, q, a, plan in REVISIONS:
+        notes = [{"ref": f"P{i}", "id": d, "title": docs[d]["title"]} for i, d in enumerate(ids, 1)]
+        research = [{"type": "search", "query": query, "passages": notes}]
+        attempt = {
+            "trace": _trace(docs, searches),
+            "answer": found,
+            "correct": failure == "too_easy",
+            "n_searches": len(searches),
+        }
+        out.append(
+            dspy.Example(
+                document=clip(docs[seed]["text"], REVISE_DOC_CHARS),
+                target_steps="2",
+                answer_type="date",
+                answer_from=ANSWER_SOURCES["seed"],
+                failure=failure,
+                current=f"Question: {q0}\nAnswer: {a0}\nPlan: {q0} -> {a0}",
+                notes=_notes(docs, ids, REVISE_NOTE_CHARS),
+                generator_trace=render_research(research, notes, None),
+                search_trace=render_attempt(attempt, TRACE_CHARS, None),
+                previous_rounds="none",
+                analysis=why,
+                question=q,
+                answer=a,
+                plan=_plan(plan),
+            ).with_inputs(*ReviseQA.input_fields)
+        )
+    return out
+
+
 TRAIN_DOCS = (
     "w009",
     "w017",
@@ -225,6 +316,7 @@ def compile_demos(docs: dict[str, Any]) -> dict[str, dict[str, dspy.Predict]]:
             "research": labeled(ResearchStep, research_steps(docs)),
             "write": labeled(WriteQA, write_steps(docs)),
         },
+        "reviser": {"revise": labeled(ReviseQA, revise_steps(docs))},
     }
 
 

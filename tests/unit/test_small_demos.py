@@ -6,6 +6,7 @@ pinned local model per role."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from types import SimpleNamespace
 
 import dspy
@@ -21,7 +22,8 @@ from modules.programs.adapter import json_adapter
 from modules.programs.agent import SearchAgent, render_trajectory
 from modules.programs.generator import Generator
 from modules.programs.program_file import load_program
-from modules.programs.signatures import NextStep, WriteQA
+from modules.programs.reviser import Reviser
+from modules.programs.signatures import NextStep, ReviseQA, WriteQA
 from modules.settings import load_settings
 
 SERVED = {"lm": "openai/stub", "api_base": "http://127.0.0.1:9/v1"}
@@ -100,12 +102,18 @@ def test_the_trainset_leaves_out_the_demo_seeds(tmp_path):
     assert all(docs[s]["title"] not in texts for s in DEMO_SEEDS)
 
 
+def _program() -> SimpleNamespace:
+    generator = Generator(None)
+    return SimpleNamespace(agent=SearchAgent(None), generator=generator, reviser=Reviser(generator))
+
+
 def test_loading_the_bundle_sets_demos_and_keeps_the_instructions():
-    program = SimpleNamespace(agent=SearchAgent(None), generator=Generator(None))
+    program = _program()
     before = program.agent.step.signature.instructions
-    assert load_program(program, build_demos.BUNDLED_PROGRAM) == "demos:agent,generator"
+    assert load_program(program, build_demos.BUNDLED_PROGRAM) == "demos:agent,generator,reviser"
     assert [d["action"] for d in program.agent.step.demos] == ["search", "search", "answer"]
     assert len(program.generator.write.demos) == 2 and len(program.generator.research.demos) == 2
+    assert [d["failure"] for d in program.reviser.revise.demos] == ["too_easy", "incorrect"]
     assert program.agent.step.signature.instructions == before
     assert program.agent.final.demos == []
 
@@ -122,7 +130,7 @@ def test_an_agent_prompt_with_the_demos_and_a_full_trajectory_fits_8k():
     """The longest agent prompt small allows (every passage at its cap, the trajectory at
     its budget) plus the demos and the output tokens stays within n_ctx 8192."""
     cfg = profile_config("small")
-    program = SimpleNamespace(agent=SearchAgent(None), generator=Generator(None))
+    program = _program()
     load_program(program, build_demos.BUNDLED_PROGRAM)
     passage = {"id": "x", "title": "T" * 30, "text": "w " * 400, "chars": 800}
     trace = [{"type": "search", "query": "q" * 120,
@@ -133,3 +141,50 @@ def test_an_agent_prompt_with_the_demos_and_a_full_trajectory_fits_8k():
     msgs = json_adapter().format(NextStep, demos=program.agent.step.demos, inputs=inputs)
     tokens = sum(len(str(m["content"])) for m in msgs) / CHARS_PER_TOKEN
     assert tokens + cfg.role("agent").max_tokens <= 8192
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    words = [w.strip(".,;:?()").lower() for w in text.split()]
+    return {pair for pair in pairwise(words) if all(len(w) > 3 for w in pair)}
+
+
+def test_each_reviser_demo_is_a_bridge_through_a_fact_only_another_note_shows():
+    """The revised question drops the seed's name for a fact that the shown note P2 states
+    and the seed does not; the answer stays the seed's."""
+    docs = build_demos.corpus()
+    demos = build_demos.revise_steps(docs)
+    for (seed, *_), demo in zip(build_demos.REVISIONS, demos, strict=True):
+        title, seed_text = docs[seed]["title"], docs[seed]["text"]
+        assert title in demo.current and title not in demo.question
+        assert demo.answer in seed_text and demo.answer not in demo.question
+        shown_p2 = demo.notes.split("P2 ", 1)[1]
+        bridge = _bigrams(demo.question) & _bigrams(shown_p2)
+        assert bridge and not bridge & _bigrams(seed_text), bridge
+        assert [p["passage"] for p in demo.plan] == ["P2", "P1"]
+    assert [d.failure for d in demos] == ["too_easy", "incorrect"]
+
+
+def test_a_reviser_prompt_with_the_demos_and_every_part_at_its_budget_fits_8k():
+    """ReviseQA at small's budgets (document, notes, research, attempt, history all full)
+    plus the demos and the output tokens stays within n_ctx 8192."""
+    cfg = profile_config("small")
+    program = _program()
+    load_program(program, build_demos.BUNDLED_PROGRAM)
+    full = {
+        "document": cfg.doc_chars,
+        "notes": cfg.reviser_notes_chars,
+        "generator_trace": cfg.research_chars,
+        "search_trace": cfg.attempt_chars,
+        "previous_rounds": cfg.history_chars,
+        "current": 240 + 60 + 2 * (160 + 60) + 100,
+    }  # 2 capped hops, a rule hint
+    inputs = {k: "w " * (n // 2) for k, n in full.items()}
+    inputs |= {
+        "target_steps": "2",
+        "answer_type": "date",
+        "failure": "too_easy",
+        "answer_from": "a fact stated in the seed document (P1)",
+    }
+    msgs = json_adapter().format(ReviseQA, demos=program.reviser.revise.demos, inputs=inputs)
+    tokens = sum(len(str(m["content"])) for m in msgs) / CHARS_PER_TOKEN
+    assert tokens + cfg.role("reviser").max_tokens <= 8192
