@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 import dspy
@@ -134,13 +135,36 @@ class RoundResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``dataclasses.asdict(self)``, without passing every string and number of the
+        traces through ``copy.deepcopy`` (twice a round; docs/BENCHMARKS.md, issue 21)."""
+        return plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoundResult:
         d = dict(d)
         d["attempts"] = [Attempt.from_dict(a) for a in d.get("attempts") or []]
         return cls(**d)
+
+
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def plain(obj: Any) -> Any:
+    """What ``dataclasses.asdict`` makes of ``obj`` (dataclasses as dicts, fresh lists, tuples
+    and dicts all the way down, other objects deep-copied), with str, int, float, bool and
+    None shared instead of passed one by one through ``copy.deepcopy``."""
+    kind = type(obj)
+    if kind in _ATOMIC:
+        return obj
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+    if kind is list:
+        return [plain(v) for v in obj]
+    if kind is tuple:
+        return tuple(plain(v) for v in obj)
+    if kind is dict:
+        return {plain(k): plain(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)  # an enum, a subclassed container: as asdict would, or close
 
 
 @dataclass
