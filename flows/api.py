@@ -125,9 +125,9 @@ def _route_logs(data_dir: Path) -> None:
 
 
 @contextmanager
-def session(**settings: Any) -> Iterator[str | None]:
+def session(**settings: Any) -> Iterator[str]:
     """One temporary Prefect API for every call in the block (each call otherwise starts
-    its own, about 10 s); yields its URL (None when ``PREFECT_API_URL`` names a server)."""
+    its own, about 10 s); yields its URL (``PREFECT_API_URL``'s when that names a server)."""
     resolved = load_settings(**settings)
     _route_logs(resolved.data_dir)
     with temporary_api(_LOG.get("path")) as url:

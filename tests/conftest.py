@@ -6,7 +6,8 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,25 @@ from tests.helpers import DEMO_CORPUS, SAGE, clean_env
 # "ValueError: I/O operation on closed file" traceback that hides the real summary.
 logging.raiseExceptions = False
 
+# Each test session (each xdist worker) gets its own Prefect home: a fresh database that two
+# workers' temporary APIs never share (SQLite locks), and none of the user's own runs.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(
+    prefix=f"sage-test-prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
+)
+
 MODELS_DIR = Path(os.environ.get("SAGE_MODELS_DIR", Path.home() / ".cache" / "sage" / "models"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[str | None]:
+    """One Prefect API per test session (per xdist worker) for every flow the tests run, in
+    this process and in `sage` children (``clean_env`` passes its URL on), as a user's
+    server would be: a `sage` command then starts no temporary API of its own (~5 s of CPU
+    each). The tests of the temporary API itself use ``clean_env(own_api=True)``."""
+    from flows.engine.api_server import temporary_api
+
+    with temporary_api() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +60,16 @@ def llm_models_dir(models_dir) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked."""
+    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked.
+    Under xdist (`make test`: `-n 2 --dist loadgroup`) the local-LLM tests run one after
+    another on one worker (one model in memory, its threads not fighting each other's)
+    while the other worker runs the rest."""
     for item in items:
         wants = {"llm_models_dir", "local_lm"} & set(getattr(item, "fixturenames", ()))
         if wants and item.get_closest_marker("llm") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(wants)}: mark it llm")
+        if item.get_closest_marker("llm") is not None:
+            item.add_marker(pytest.mark.xdist_group("llm"))
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +106,8 @@ def indexed_workdir(demo_index, tmp_path_factory) -> Callable[..., Path]:
         return wd
 
     return make
+
+
+def pytest_unconfigure(config):
+    """Remove this session's Prefect home (see above)."""
+    shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)

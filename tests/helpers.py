@@ -29,9 +29,13 @@ DRIVER = REPO / "tests" / "drivers" / "scripted_generate.py"
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
-def clean_env() -> dict[str, str]:
-    """This process's environment without SAGE_* settings, unbuffered (for `sage` children)."""
+def clean_env(own_api: bool = False) -> dict[str, str]:
+    """This process's environment without SAGE_* settings, unbuffered (for `sage` children).
+    It names the session's Prefect API (conftest.py), so a `sage` child uses it instead of
+    starting its own temporary API; ``own_api`` drops it, for the tests of that API."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
+    if own_api:
+        env.pop("PREFECT_API_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -47,13 +47,14 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def temporary_api(log_file: Path | None = None) -> Iterator[str | None]:
+def temporary_api(log_file: Path | None = None) -> Iterator[str]:
     """Within this block Prefect talks to a temporary API (unless ``PREFECT_API_URL`` names
-    a server); it is stopped on exit and killed by the kernel if sage dies."""
+    a server: then that one); it is stopped on exit and killed by the kernel if sage dies.
+    Yields the API's URL."""
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    if get_current_settings().api.url:
-        yield None
+    if url := get_current_settings().api.url:
+        yield url
         return
     proc, url = _start(log_file)
     try:

@@ -99,7 +99,7 @@ def test_a_round_written_in_the_current_format_reads_typed_and_writes_back_the_s
     """Checkpoint lines keep their format: a line as `sage generate` writes it today (the
     flat row, the worker, the full round result) reads into a RoundRecord and back to the
     same JSON; a resumed seed gets its RoundResult."""
-    from tests.unit.export_run import judged_run
+    from tests.unit.flows.runs.export_run import judged_run
 
     store = judged_run(tmp_path)
     lines = [json.loads(x) for x in (store.path / "checkpoints.jsonl").read_text().splitlines()]

@@ -18,7 +18,7 @@ from bench.local_http import LocalJSONServer, chat_completion
 from flows.runs.export import PROMPT_EXAMPLE, SEARCH_R1_PROMPT, export_run
 from modules.programs.judge import Judge
 from modules.programs.screening import screen_answer
-from tests.unit.export_run import judged_run
+from tests.unit.flows.runs.export_run import judged_run
 
 CASES = [  # (response, 1.0 or 0.0) against s1: gold "Ada Venn", judge-accepted alias "A. Venn"
     ("<think> found it </think>\n<answer> Ada Venn </answer>", 1.0),

@@ -18,7 +18,7 @@ from flows.runs.store import RunStore
 from modules.errors import SageError
 from modules.textnorm import best_match
 from tests.helpers import REPO
-from tests.unit.export_run import P, judged_run
+from tests.unit.flows.runs.export_run import P, judged_run
 
 
 def _round(sid, rnd, status, question, min_searches=3, target=3):

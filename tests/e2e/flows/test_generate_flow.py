@@ -36,7 +36,7 @@ def _driver(wd: Path, run_id: str, delay: float, fail_first: int, seeds: int = 3
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=clean_env(),
+        env=clean_env(own_api=True),
     )
 
 

@@ -135,7 +135,7 @@ def _check_artifacts(run_id: str) -> None:
 def _driver(wd: Path, run_id: str, delay: float) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(DRIVER), run_id, str(delay), "6"], cwd=wd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=clean_env())  # fmt: skip
+                            env=clean_env(own_api=True))  # fmt: skip
 
 
 def test_kill_9_in_the_second_arm_then_resume_recomputes_no_round(workdir):

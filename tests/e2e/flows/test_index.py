@@ -10,6 +10,7 @@ import typer
 
 from modules.errors import SageError
 from modules.index import store
+from tests.helpers import DEMO_CORPUS
 
 DOCS = {
     "volcano": ("Mount Arvel", "Mount Arvel is an active volcano that last erupted in 1921."),
@@ -146,7 +147,7 @@ def test_query_vectors_are_cached_compactly(models_dir: Path) -> None:
     assert cached.dtype.name == "float32" and cached.nbytes == 384 * 4
 
 
-DEMO = Path(__file__).resolve().parents[2] / "flows" / "data" / "demo" / "corpus.jsonl"
+DEMO = DEMO_CORPUS
 
 
 def test_a_long_document_is_embedded_a_batch_at_a_time(env, monkeypatch) -> None:

@@ -2,7 +2,7 @@
 mode, against a recording HTTP server on 127.0.0.1 that answers as Qdrant's REST API does.
 
 No Qdrant server can run on this machine (no binary, no container runtime), so the server
-backend is tested twice, and neither is a Qdrant server: `tests/e2e/test_store.py` runs the
+backend is tested twice, and neither is a Qdrant server: `test_store.py` (beside this) runs the
 store contract on qdrant-client's in-process engine (same client API, no HTTP), and this
 file checks every request the backend sends over HTTP (method, path, body) and that it
 reads Qdrant's answers right. The answers follow Qdrant's REST reference (the response
