@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from qdrant_client.http.exceptions import ResponseHandlingException
+# By qualified name, so that no command imports qdrant-client (~1.4 s) to classify errors.
+TRANSIENT = frozenset({"qdrant_client.http.exceptions.ResponseHandlingException"})
 
-TRANSIENT: tuple[type[BaseException], ...] = (ResponseHandlingException,)
+
+def transient_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is (a subclass of) a TRANSIENT error."""
+    return any(f"{c.__module__}.{c.__qualname__}" in TRANSIENT for c in type(exc).__mro__)
 
 
 def is_transient(task_obj: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry only when the task raised a TRANSIENT error."""
     try:
         state.result()
-    except TRANSIENT:
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return transient_error(exc)
     return False
 
 

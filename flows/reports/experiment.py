@@ -9,16 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import matplotlib
+import polars as pl
+from markupsafe import Markup
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
-from markupsafe import Markup  # noqa: E402
-
-from flows.reports.experiment_table import NO_TARGET  # noqa: E402
-from flows.reports.tables import cells, md_table  # noqa: E402
-from flows.runs.store import RunStore  # noqa: E402
+from flows.reports.experiment_table import NO_TARGET
+from flows.reports.plots import pyplot
+from flows.reports.tables import cells, md_table
+from flows.runs.store import RunStore
 
 PAPER_MODEL = "Gemini 2.5 Flash, K=4"
 # The SAGE paper's intrinsic table (% correct, % pass, Avg@4, #search), as quoted in issue 22
@@ -166,6 +163,7 @@ COLORS = {NO_TARGET: "tab:gray", "feedback": "tab:blue", "resample": "tab:orange
 def plot(table: list[dict[str, Any]], out: Path) -> None:
     """% correct and % pass by round per arm, with the intervals as bands (no-target: one
     point at round 0)."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     rounds = sorted({t["round"] for t in table})
     for ax, metric in zip(axes, ("pct_correct", "pct_pass"), strict=True):

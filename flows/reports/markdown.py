@@ -6,15 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from flows.reports.tables import FUNNEL_COLS, METRIC_COLS, md_table  # noqa: E402
+from flows.reports.plots import pyplot
+from flows.reports.tables import FUNNEL_COLS, METRIC_COLS, md_table
 
 
 def _plot_rounds(metrics: dict[str, Any], out: Path) -> None:
+    plt = pyplot()
     rows = metrics["per_round"]
     xs = [r["round"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -35,6 +32,7 @@ def _plot_rounds(metrics: dict[str, Any], out: Path) -> None:
 
 
 def _plot_steps(metrics: dict[str, Any], out: Path) -> None:
+    plt = pyplot()
     rows = metrics["per_target_steps"]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     xs = [r["target_steps"] or 0 for r in rows]  # 0: no target (--steps any)
