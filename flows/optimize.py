@@ -35,7 +35,7 @@ from flows.engine.params import (
     option,
 )
 from flows.engine.retrying import retried
-from flows.runs.manifest import models_of, now
+from flows.runs.manifest import run_manifest
 from flows.runs.store import new_run_id
 from modules.errors import SageError
 from modules.programs.attempts import Verifier
@@ -194,19 +194,20 @@ def optimize_module(
         "dev_score_after": _mean(after),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    meta = summary | {
-        "created": now(),
-        "runs": [str(s.path) for s in stores],
-        "qa": params.qa,
-        "collection": coll,
-        "collection_version": version,
-        "models": models_of(settings),
-        "params": params.record(),
-        "train_ids": [ex.id for ex in train],
-        "dev": [
+    meta = summary | run_manifest(
+        "optimize",
+        path.stem,
+        params,
+        settings,
+        runs=[str(s.path) for s in stores],
+        qa=params.qa,
+        collection=coll,
+        collection_version=version,
+        train_ids=[ex.id for ex in train],
+        dev=[
             {"id": ex.id, "before": b, "after": a}
             for ex, b, a in zip(dev, before, after, strict=True)
         ],
-    }
+    )
     meta_path(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return summary

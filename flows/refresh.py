@@ -28,11 +28,11 @@ from flows.engine.params import (
 )
 from flows.generate import GenerateParams, generate_dataset
 from flows.index import IndexParams, index_corpus
-from flows.runs.manifest import now
+from flows.runs.manifest import run_manifest
 from flows.runs.store import LATEST, RunStore, new_run_id
 from flows.validate import ValidateParams, validate_run
 from modules.errors import SageError
-from modules.settings import load_settings
+from modules.settings import Settings, load_settings
 
 PUBLISHED = ("dataset.parquet", "dataset.jsonl")
 
@@ -124,7 +124,8 @@ def nightly_refresh(
 ) -> dict[str, Any]:
     """Refresh a published dataset from the current state of the corpus."""
     p, overrides = params, dict(settings_overrides or {})
-    name = p.collection or load_settings(**overrides).collection
+    settings = load_settings(**overrides)
+    name = p.collection or settings.collection
     stamp = new_run_id()
     idx = index_corpus(IndexParams(path=p.corpus, collection=name), overrides)
     changed = idx["changed_docs"]
@@ -158,7 +159,8 @@ def nightly_refresh(
         )
         vdir = Path(val["validation_dir"])  # publish the filtered copy
         files = {f: vdir / f.replace("dataset.", "dataset.filtered.") for f in PUBLISHED}
-    summary = publish_version(p, stamp, files, idx, run_dir, val) | {"accepted": gen["accepted"]}
+    summary = publish_version(p, settings, stamp, files, idx, run_dir, val)
+    summary |= {"accepted": gen["accepted"]}
     create_markdown_artifact(
         key=artifact_key("sage", "refresh", p.dataset),
         markdown=refresh_markdown(summary, val),
@@ -168,24 +170,33 @@ def nightly_refresh(
 
 
 def publish_version(
-    p: RefreshParams, stamp: str, files: dict[str, Path], idx: dict, run_dir: Path, val: dict | None
+    p: RefreshParams,
+    settings: Settings,
+    stamp: str,
+    files: dict[str, Path],
+    idx: dict,
+    run_dir: Path,
+    val: dict | None,
 ) -> dict[str, Any]:
     """Publish ``files`` as datasets/NAME/STAMP with its manifest; prune old versions."""
     root = Path(p.datasets_dir) / p.dataset
     prev = versions(root)
     prev_q = _questions(root / prev[-1] / "dataset.jsonl") if prev else set()
-    manifest = {
-        "dataset": p.dataset,
-        "version": stamp,
-        "previous": prev[-1] if prev else None,
-        "created": now(),
-        "corpus": str(p.corpus),
-        "collection_version": idx["version"],
-        "index": {k: idx[k] for k in ("embedded", "reused", "deleted", "documents", "passages")},
-        "changed_documents": idx["changed_docs"],
-        "run_dir": str(run_dir),
-        "validation_dir": val["validation_dir"] if val else None,
-    }
+    manifest = run_manifest(
+        "refresh",
+        stamp,
+        p,
+        settings,
+        dataset=p.dataset,
+        version=stamp,
+        previous=prev[-1] if prev else None,
+        corpus=str(p.corpus),
+        collection_version=idx["version"],
+        index={k: idx[k] for k in ("embedded", "reused", "deleted", "documents", "passages")},
+        changed_documents=idx["changed_docs"],
+        run_dir=str(run_dir),
+        validation_dir=val["validation_dir"] if val else None,
+    )
     out, pruned = publish(root, stamp, files, manifest, p.keep_versions)
     return manifest | {
         "path": str(out.resolve()),
