@@ -70,6 +70,9 @@ class EvaluateParams(FlowParams):
     seed: int = option(0, "Sampling seed.")
     run_id: RunId = option(None, "Evaluation id; re-use to resume.")
     attempt_workers: AttemptWorkers = option(1, "Attempts run in parallel.")
+    concurrency: int = option(
+        1, "Questions at once (a served LLM; the local model gets as many slots).", ge=1
+    )
 
 
 @task(
@@ -221,7 +224,8 @@ def _open_verifier(params: EvaluateParams, settings: Settings) -> tuple[Verifier
     if params.temperature is not None:
         settings = settings.with_overrides(agent_temperature=params.temperature)
     config = params.sage_config(settings)
-    return open_verifier(settings, str(params.collection), config, force_answer=True)
+    collection = str(params.collection)
+    return open_verifier(settings, collection, config, True, params.concurrency)
 
 
 @flow(name="evaluate-agent", log_prints=True)
@@ -252,7 +256,7 @@ def evaluate_agent(
     )
     resumed = store.start(manifest, params.RESUME_KEYS)
     t0 = time.perf_counter()
-    solve_all(items, verifier, params.seed, store)
+    solve_all(items, verifier, params.seed, store, params.concurrency)
     metrics = finalise_eval(store)
     _publish(metrics, store, params)
     return {
@@ -264,23 +268,33 @@ def evaluate_agent(
     }
 
 
-def solve_all(items: list[QAItem], verifier: Verifier, seed: int, store: RunStore) -> None:
-    """Every question not answered yet, one at a time (the agent's LM is the bottleneck)."""
+def solve_all(
+    items: list[QAItem], verifier: Verifier, seed: int, store: RunStore, concurrency: int = 1
+) -> None:
+    """Every question not answered yet, ``concurrency`` at once (a served LM's requests in
+    flight; the local model gets as many slots), checkpointed as each finishes."""
     records = store.questions()
     done = set(records)
     todo = [(i, it) for i, it in enumerate(items) if it.id not in done]
     logger = get_run_logger()
     logger.info("evaluation %s: %d questions, %d already done", store.run_id, len(items), len(done))
     tracker = eval_tracker(store.run_id, len(items), list(records.values()))
+
+    def finished(todo_item: tuple[int, QAItem], fut: Any) -> None:
+        it = todo_item[1]
+        try:
+            records[it.id] = futures.result(fut)
+        except Exception as exc:  # a question that keeps failing is logged, not fatal
+            logger.error("question %s failed: %s", it.id, exc)
+        tracker.cost(it.id, *question_cost(records.get(it.id)))
+        tracker.finished(accepted=sum(r.solved for r in records.values()))
+
+    def submit(todo_item: tuple[int, QAItem]) -> Any:
+        i, it = todo_item
+        return solve_question.submit(it, verifier, seed, store, i)
+
     with prompt_exit(), tracker:  # Ctrl-C / SIGTERM leave at once; answered questions are kept
-        for i, it in todo:
-            try:
-                rec = futures.result(solve_question.submit(it, verifier, seed, store, i))
-                records[it.id] = rec
-            except Exception as exc:  # a question that keeps failing is logged, not fatal
-                logger.error("question %s failed: %s", it.id, exc)
-            tracker.cost(it.id, *question_cost(records.get(it.id)))
-            tracker.finished(accepted=sum(r.solved for r in records.values()))
+        futures.in_window(todo, submit, concurrency, finished)
 
 
 def question_cost(rec: QuestionRecord | None) -> tuple[int, int]:

@@ -196,21 +196,20 @@ def run_round_zero(plan: list[dict], runtime: Runtime, job: SeedJob, concurrency
     logger = get_run_logger()
     done = {r["seed_id"] for r in RunStore(Path(job.runs_dir), job.run_id).iter_records()}
     pending = [s for s in plan if s["seed_id"] not in done]
-    inflight: dict[Any, dict[str, Any]] = {}
     tracker = RunTracker(Snapshot(str(job.run_id), len(plan) - len(pending), len(plan)))
+
+    def submit(s: dict[str, Any]) -> Any:
+        return shared_round_zero.submit({**s, "document": runtime.document(s["doc_id"])}, job)
+
+    def finished(s: dict[str, Any], fut: Any) -> None:
+        try:
+            futures.result(fut)
+        except Exception as exc:  # a seed that keeps failing is logged, not fatal
+            logger.error("seed %s round 0 failed: %s", s["seed_id"], exc)
+        tracker.finished()
+
     with prompt_exit(), tracker:
-        while pending or inflight:
-            while pending and len(inflight) < concurrency:
-                s = pending.pop(0)
-                seed = {**s, "document": runtime.document(s["doc_id"])}
-                inflight[shared_round_zero.submit(seed, job)] = s
-            fut = futures.first_done(list(inflight))
-            s = inflight.pop(fut)
-            try:
-                futures.result(fut)
-            except Exception as exc:  # a seed that keeps failing is logged, not fatal
-                logger.error("seed %s round 0 failed: %s", s["seed_id"], exc)
-            tracker.finished()
+        futures.in_window(pending, submit, concurrency, finished)
 
 
 def copy_round_zero(root: Path, arm: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -43,3 +44,22 @@ def first_done(futs: list[Any], poll: float = 0.5) -> Any:
             )
         else:
             woken.wait(poll)
+
+
+def in_window(
+    items: list[Any],
+    submit: Callable[[Any], Any],
+    level: int,
+    done: Callable[[Any, Any], None],
+) -> None:
+    """Keep ``level`` of ``items`` in flight (``submit(item)`` -> a Prefect future) until
+    all are submitted and finished; ``done(item, future)`` runs for each as it finishes,
+    first finished first, in this thread (interruptible by signals, like ``result``)."""
+    pending = list(items)
+    inflight: dict[Any, Any] = {}
+    while pending or inflight:
+        while pending and len(inflight) < max(1, level):
+            item = pending.pop(0)
+            inflight[submit(item)] = item
+        fut = first_done(list(inflight))
+        done(inflight.pop(fut), fut)

@@ -63,19 +63,25 @@ def open_program(
 
 
 def open_verifier(
-    settings: Settings, collection: str, config: SageConfig, force_answer: bool = False
+    settings: Settings,
+    collection: str,
+    config: SageConfig,
+    force_answer: bool = False,
+    questions_at_once: int = 1,
 ) -> tuple[Verifier, str]:
     """The search agent and judge that verify questions on ``collection`` (evaluation,
     re-verification, optimizer metrics) with the config's agent budgets, temperature,
-    attempts (``config.attempts``, ``config.attempt_workers`` at once, which also sizes the
-    local model's slots) and judge guards, and the collection's version. ``force_answer``:
-    ask for a best guess when the budget is spent, for reports."""
+    attempts (``config.attempts``, ``config.attempt_workers`` at once; times
+    ``questions_at_once`` sizes the local model's slots) and judge guards, and the
+    collection's version. ``force_answer``: ask for a best guess when the budget is spent,
+    for reports."""
     configure_lm_cache(settings)
     retriever = open_retriever(settings, collection=collection, k=3)
     workers = config.attempt_workers
+    in_flight = workers * questions_at_once
     agent = SearchAgent(
         retriever,
-        role_lm(settings, "agent", workers),
+        role_lm(settings, "agent", in_flight),
         max_searches=config.max_searches,
         passage_chars=config.passage_chars,
         trajectory_chars=config.trajectory_chars,
@@ -83,7 +89,7 @@ def open_verifier(
         reask_repeats=config.reask_repeats,
     )
     judge = Judge(
-        role_lm(settings, "judge", workers),
+        role_lm(settings, "judge", in_flight),
         min_gold_recall=config.judge_min_gold_recall,
         number_guard=config.judge_number_guard,
         temperature=config.role("judge").temperature,

@@ -86,7 +86,7 @@ def test_local_model_on_ten_hotpotqa_questions_over_a_real_index(tmp_path, llm_m
     _index(tmp_path, corpus, "hotpot")
     res = subprocess.run(
         [SAGE, "evaluate", str(HOTPOT), "--format", "hotpotqa", "--collection", "hotpot",
-         "--limit", "10", "--max-searches", "2", "--run-id", "hp", "--json"],
+         "--limit", "10", "--max-searches", "2", "--concurrency", "2", "--run-id", "hp", "--json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=3000, env=clean_env(),
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
@@ -107,3 +107,42 @@ def test_local_model_on_ten_hotpotqa_questions_over_a_real_index(tmp_path, llm_m
     ]
     assert all(len(t["passages"]) <= 3 for t in searches)
     assert {p["title"] for t in searches for p in t["passages"]} <= seen
+
+
+def test_questions_at_once_overlap_and_score_as_one_at_a_time(
+    tmp_path, indexed_workdir, monkeypatch
+):
+    """``concurrency`` questions are in flight at once (the scripted LM, named as such,
+    counts its calls running together), and the scores are those of one at a time."""
+    import threading
+    import time
+
+    indexed_workdir(into=tmp_path)
+    qa = tmp_path / "qa.jsonl"
+    rows = [{"id": f"q{i}", "question": f"Who founded Brennick {i}?", "answer": "Osric Tarn"}
+            for i in range(4)]  # fmt: skip
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def rule(prompt: str) -> dict:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        return demo_agent_rule(prompt)
+
+    plug_lms(monkeypatch, RuleLM(rule))
+    monkeypatch.chdir(tmp_path)
+    frames = {}
+    for level in (1, 3):
+        peak[0] = 0
+        params = EvaluateParams(dataset=str(qa), fmt="qa", collection="demo", attempts=1,
+                                run_id=f"c{level}", concurrency=level)  # fmt: skip
+        s = evaluate_agent(params)
+        assert s["metrics"]["overall"]["questions"] == 4
+        frames[level] = pl.read_parquet(Path(s["run_dir"]) / "evaluation.parquet")
+        assert peak[0] == level, (level, peak[0])
+    cols = ["qid", "answer", "correct", "n_searches", "judge_method"]
+    assert frames[1].select(cols).sort("qid").equals(frames[3].select(cols).sort("qid"))
