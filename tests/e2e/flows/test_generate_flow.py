@@ -119,22 +119,12 @@ def test_transient_lm_failure_is_retried_in_one_layer_not_by_the_task(workdir):
 
 @pytest.mark.llm
 def test_tiny_generation_with_the_local_model_writes_every_artifact(workdir, llm_models_dir):
+    args = "--collection demo --seeds 1 --attempts 2 --rounds 1 --steps 2 --max-searches 2"
     res = subprocess.run(
         [
             SAGE,
             "generate",
-            "--collection",
-            "demo",
-            "--seeds",
-            "1",
-            "--attempts",
-            "2",
-            "--rounds",
-            "1",
-            "--steps",
-            "2",
-            "--max-searches",
-            "2",
+            *args.split(),
             "--generator-searches",
             "1",
             "--run-id",
