@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,18 +26,6 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(
 )
 
 MODELS_DIR = Path(os.environ.get("SAGE_MODELS_DIR", Path.home() / ".cache" / "sage" / "models"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def prefect_api() -> Iterator[str | None]:
-    """One Prefect API per test session (per xdist worker) for every flow the tests run, in
-    this process and in `sage` children (``clean_env`` passes its URL on), as a user's
-    server would be: a `sage` command then starts no temporary API of its own (~5 s of CPU
-    each). The tests of the temporary API itself use ``clean_env(own_api=True)``."""
-    from flows.engine.api_server import temporary_api
-
-    with temporary_api() as url:
-        yield url
 
 
 @pytest.fixture(scope="session")
@@ -109,5 +97,8 @@ def indexed_workdir(demo_index, tmp_path_factory) -> Callable[..., Path]:
 
 
 def pytest_unconfigure(config):
-    """Remove this session's Prefect home (see above)."""
+    """Stop this session's Prefect API (``tests.helpers.session_api``); remove its home."""
+    from tests.helpers import stop_session_api
+
+    stop_session_api()
     shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)

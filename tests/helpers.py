@@ -29,13 +29,37 @@ DRIVER = REPO / "tests" / "drivers" / "scripted_generate.py"
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
+_API: dict[str, Any] = {}
+
+
+def session_api() -> str:
+    """The URL of this test session's one Prefect API for `sage` children (each would
+    otherwise start a temporary API of its own, ~5 s of CPU), started on first use and
+    stopped when the session ends (conftest.py); the kernel kills it with this process."""
+    if "url" not in _API:
+        from flows.engine.api_server import start_server
+
+        _API["proc"], _API["url"] = start_server(None)
+    return _API["url"]
+
+
+def stop_session_api() -> None:
+    if proc := _API.pop("proc", None):
+        from flows.engine.api_server import stop_server
+
+        stop_server(proc)
+        _API.clear()
+
+
 def clean_env(own_api: bool = False) -> dict[str, str]:
-    """This process's environment without SAGE_* settings, unbuffered (for `sage` children).
-    It names the session's Prefect API (conftest.py), so a `sage` child uses it instead of
-    starting its own temporary API; ``own_api`` drops it, for the tests of that API."""
+    """This process's environment without SAGE_* settings, unbuffered (for `sage` children),
+    naming the session's Prefect API (``session_api``), as a user's server would be;
+    ``own_api``: none, so the child starts its own temporary API (the tests of that API)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
     if own_api:
         env.pop("PREFECT_API_URL", None)
+    else:
+        env["PREFECT_API_URL"] = session_api()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

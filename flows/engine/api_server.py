@@ -56,7 +56,7 @@ def temporary_api(log_file: Path | None = None) -> Iterator[str]:
     if url := get_current_settings().api.url:
         yield url
         return
-    proc, url = _start(log_file)
+    proc, url = start_server(log_file)
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             os.environ["PREFECT_API_URL"] = url  # for child processes (Dask workers)
@@ -64,7 +64,7 @@ def temporary_api(log_file: Path | None = None) -> Iterator[str]:
     finally:
         _drain_prefect_queues()
         os.environ.pop("PREFECT_API_URL", None)
-        _stop(proc)
+        stop_server(proc)
 
 
 def _drain_prefect_queues() -> None:
@@ -78,7 +78,9 @@ def _drain_prefect_queues() -> None:
         EventsWorker.drain_all(timeout=5)
 
 
-def _start(log_file: Path | None) -> tuple[subprocess.Popen, str]:
+def start_server(log_file: Path | None) -> tuple[subprocess.Popen, str]:
+    """A temporary Prefect API server (UI off) on a free port that the kernel kills with
+    this process; returns it and its URL once it answers."""
     import prefect
 
     port = _free_port()
@@ -114,13 +116,14 @@ def _start(log_file: Path | None) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SageError(f"the temporary Prefect API exited with code {proc.returncode}")
         if time.monotonic() > deadline:
-            _stop(proc)
+            stop_server(proc)
             raise SageError(f"the temporary Prefect API did not start in {STARTUP_TIMEOUT_S:.0f} s")
         time.sleep(0.2)
     return proc, url
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server of ``start_server`` (terminate, then kill after 5 s)."""
     if proc.poll() is None:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
