@@ -52,7 +52,7 @@ def wait_health(url: str, timeout: float = 300) -> None:
     raise RuntimeError(f"{url} not healthy after {timeout} s")
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--server-bin", required=True)
     ap.add_argument("--workdir", type=Path, required=True)
@@ -69,7 +69,51 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--models-dir", type=Path, default=Path.home() / ".cache/sage/models")
     ap.add_argument("--out", type=Path, required=True, help="the results file to write")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def _rows(a: argparse.Namespace, agent: SearchAgent, judge: Judge) -> list[dict]:
+    """Each demo question's K attempts, sequentially and then concurrently."""
+    items = load_qa(REPO / "flows/data/demo/questions.jsonl", "qa")[: a.questions]
+    rows = []
+    for i, it in enumerate(items):
+        for workers in (1, a.attempts):
+            t0 = time.perf_counter()
+            atts = run_attempts(agent, judge, it.question, it.answers, a.attempts,
+                                1000 * i, 0.7, workers)  # fmt: skip
+            wall = time.perf_counter() - t0
+            steps = sum(x.step_calls for x in atts)
+            rows.append({
+                "qid": it.id, "workers": workers, "wall_s": round(wall, 1),
+                "lm_calls": sum(x.meter["lm_calls"] for x in atts),
+                "tokens": sum(x.meter["tokens"] for x in atts),
+                "searches": [x.n_searches for x in atts],
+                "correct": sum(x.correct for x in atts),
+                "parse_rate": round(1 - sum(x.parse_failures for x in atts) / steps, 3)
+                if steps else None,
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _summary(a: argparse.Namespace, rows: list[dict]) -> dict:
+    seq = sum(r["wall_s"] for r in rows if r["workers"] == 1)
+    con = sum(r["wall_s"] for r in rows if r["workers"] != 1)
+    seq_calls = sum(r["lm_calls"] for r in rows if r["workers"] == 1)
+    con_calls = sum(r["lm_calls"] for r in rows if r["workers"] != 1)
+    return {
+        "params": {k: str(v) for k, v in vars(a).items()},
+        "sequential_s": round(seq, 1),
+        "concurrent_s": round(con, 1),
+        "speedup": round(seq / con, 2) if con else None,
+        "sequential_s_per_call": round(seq / seq_calls, 2) if seq_calls else None,
+        "concurrent_s_per_call": round(con / con_calls, 2) if con_calls else None,
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    a = _args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [SAGE, "index", str(REPO / "flows/data/demo/corpus.jsonl"), "--collection", "demo"],
@@ -99,38 +143,7 @@ def main() -> None:
         retriever = QdrantRetriever(str(a.workdir / ".sage/qdrant"), "demo", a.models_dir)
         agent = SearchAgent(retriever, lm, max_searches=a.max_searches)
         judge = Judge(lm)
-        items = load_qa(REPO / "flows/data/demo/questions.jsonl", "qa")[: a.questions]
-        rows = []
-        for i, it in enumerate(items):
-            for workers in (1, a.attempts):
-                t0 = time.perf_counter()
-                atts = run_attempts(agent, judge, it.question, it.answers, a.attempts,
-                                    1000 * i, 0.7, workers)  # fmt: skip
-                wall = time.perf_counter() - t0
-                steps = sum(x.step_calls for x in atts)
-                rows.append({
-                    "qid": it.id, "workers": workers, "wall_s": round(wall, 1),
-                    "lm_calls": sum(x.meter["lm_calls"] for x in atts),
-                    "tokens": sum(x.meter["tokens"] for x in atts),
-                    "searches": [x.n_searches for x in atts],
-                    "correct": sum(x.correct for x in atts),
-                    "parse_rate": round(1 - sum(x.parse_failures for x in atts) / steps, 3)
-                    if steps else None,
-                })  # fmt: skip
-                print(json.dumps(rows[-1]), flush=True)
-        seq = sum(r["wall_s"] for r in rows if r["workers"] == 1)
-        con = sum(r["wall_s"] for r in rows if r["workers"] != 1)
-        seq_calls = sum(r["lm_calls"] for r in rows if r["workers"] == 1)
-        con_calls = sum(r["lm_calls"] for r in rows if r["workers"] != 1)
-        out = {
-            "params": {k: str(v) for k, v in vars(a).items()},
-            "sequential_s": round(seq, 1),
-            "concurrent_s": round(con, 1),
-            "speedup": round(seq / con, 2) if con else None,
-            "sequential_s_per_call": round(seq / seq_calls, 2) if seq_calls else None,
-            "concurrent_s_per_call": round(con / con_calls, 2) if con_calls else None,
-            "rows": rows,
-        }
+        out = _summary(a, _rows(a, agent, judge))
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=2))
         print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=2))

@@ -40,36 +40,14 @@ def main() -> None:
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     corpus = REPO / "flows" / "data" / "demo" / "corpus.jsonl"
-    subprocess.run(
-        [SAGE, "index", str(corpus), "--collection", "demo", "--json"],
-        cwd=a.workdir,
-        check=True,
-        capture_output=True,
-    )
+    index = [SAGE, "index", str(corpus), "--collection", "demo", "--json"]
+    subprocess.run(index, cwd=a.workdir, check=True, capture_output=True)
     run_id = f"bench-{int(time.time())}"
     t0 = time.perf_counter()
+    args = f"--seeds {a.seeds} --attempts {a.attempts} --rounds {a.rounds} --steps {a.steps}"
+    args += f" --max-searches {a.max_searches} --generator-searches {a.generator_searches}"
     res = subprocess.run(
-        [
-            SAGE,
-            "generate",
-            "--collection",
-            "demo",
-            "--seeds",
-            str(a.seeds),
-            "--attempts",
-            str(a.attempts),
-            "--rounds",
-            str(a.rounds),
-            "--steps",
-            a.steps,
-            "--max-searches",
-            str(a.max_searches),
-            "--generator-searches",
-            str(a.generator_searches),
-            "--run-id",
-            run_id,
-            "--json",
-        ],
+        [SAGE, "generate", "--collection", "demo", *args.split(), "--run-id", run_id, "--json"],
         cwd=a.workdir,
         capture_output=True,
         text=True,

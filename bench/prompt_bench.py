@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 from bench.stub_server import ProbeServer
 
@@ -70,6 +71,24 @@ def _prefix_stats(prefix: list[tuple[int, int, int]]) -> dict:
     }
 
 
+def _agent_prompts(
+    sage: Any, server: Any, questions: list[str], state: dict[str, int]
+) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """The agent on each question: retrieved characters shown and cut, and how much of
+    each step's prompt the next step's repeats (``_prefix``)."""
+    shown = cut = steps_before = 0
+    prefix: list[tuple[int, int, int]] = []
+    for i, q in enumerate(questions):
+        state["q"] = i
+        res = sage.agent(q, rollout_id=i)
+        shown, cut = shown + res.meter.shown_chars, cut + res.meter.cut_chars
+        bodies = server.bodies["step"][steps_before:]
+        steps_before = len(server.bodies["step"])
+        texts = [_whole(b) for b in bodies]
+        prefix += [_prefix(p, c) for p, c in zip(texts, texts[1:], strict=False)]
+    return shown, cut, prefix
+
+
 def _profile(profile: str, data_dir: Path, questions: list[str], a: argparse.Namespace) -> dict:
     from modules.config import build_config
     from modules.index.retriever import open_retriever
@@ -94,17 +113,7 @@ def _profile(profile: str, data_dir: Path, questions: list[str], a: argparse.Nam
             lm.cache = False
         retriever = open_retriever(settings, collection="demo", k=3)
         sage = Sage(retriever, SageLMs(*lms), config)
-        shown = cut = 0
-        steps_before = 0
-        prefix: list[tuple[int, int, int]] = []
-        for i, q in enumerate(questions[: a.questions]):
-            state["q"] = i
-            res = sage.agent(q, rollout_id=i)
-            shown, cut = shown + res.meter.shown_chars, cut + res.meter.cut_chars
-            bodies = server.bodies["step"][steps_before:]
-            steps_before = len(server.bodies["step"])
-            texts = [_whole(b) for b in bodies]
-            prefix += [_prefix(p, c) for p, c in zip(texts, texts[1:], strict=False)]
+        shown, cut, prefix = _agent_prompts(sage, server, questions[: a.questions], state)
         step_chars = [len(_whole(b)) for b in server.bodies["step"]]
         gen = sage.generator(f"Seed\n{questions[0]}", 3, rollout_id=1)
         write = _whole(server.bodies["write"][-1])
