@@ -31,7 +31,7 @@ test: install browser
 	$(BIN)/sage models pull
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -ra --durations=30 -n 2 --dist loadgroup
+	$(BIN)/pytest -q -ra --durations=30 -n 2 --dist worksteal
 
 clean:
 	rm -rf $(VENV) .sage runs .pytest_cache .ruff_cache

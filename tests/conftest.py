@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_CORPUS, SAGE, clean_env
+from tests.helpers import DEMO_CORPUS, LOCAL_THREADS, SAGE, clean_env
 
 # Prefect's ephemeral API logs "Stopping temporary server" from an exit hook, after pytest
 # has closed the streams its log handlers write to; without this every run ends in a
@@ -48,16 +48,11 @@ def llm_models_dir(models_dir) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked.
-    Under xdist (`make test`: `-n 2 --dist loadgroup`) the local-LLM tests run one after
-    another on one worker (one model in memory, its threads not fighting each other's)
-    while the other worker runs the rest."""
+    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked."""
     for item in items:
         wants = {"llm_models_dir", "local_lm"} & set(getattr(item, "fixturenames", ()))
         if wants and item.get_closest_marker("llm") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(wants)}: mark it llm")
-        if item.get_closest_marker("llm") is not None:
-            item.add_marker(pytest.mark.xdist_group("llm"))
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +61,13 @@ def local_lm(llm_models_dir):
     from modules.llm.lm import LMConfig, build_lm
 
     return build_lm(
-        LMConfig(model="local", models_dir=llm_models_dir, cache=False, temperature=0.0)
+        LMConfig(
+            model="local",
+            models_dir=llm_models_dir,
+            cache=False,
+            temperature=0.0,
+            n_threads=LOCAL_THREADS,
+        )
     )
 
 

@@ -29,6 +29,11 @@ DRIVER = REPO / "tests" / "drivers" / "scripted_generate.py"
 SAGE = str(Path(sys.executable).parent / "sage")
 
 
+# The local LLM runs one thread in tests: two pytest workers share 2 cores, and llama.cpp's
+# threads spin-wait on each other, so a 2-thread model beside another busy process ran
+# slower than a 1-thread one (HotpotQA test: 399 s alone, 727 s beside the other worker).
+LOCAL_THREADS = 1
+
 _API: dict[str, Any] = {}
 
 
@@ -52,7 +57,8 @@ def stop_session_api() -> None:
 
 
 def clean_env(own_api: bool = False) -> dict[str, str]:
-    """This process's environment without SAGE_* settings, unbuffered (for `sage` children),
+    """This process's environment without SAGE_* settings (but ``LOCAL_THREADS``), unbuffered
+    (for `sage` children),
     naming the session's Prefect API (``session_api``), as a user's server would be;
     ``own_api``: none, so the child starts its own temporary API (the tests of that API)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
@@ -60,6 +66,7 @@ def clean_env(own_api: bool = False) -> dict[str, str]:
         env.pop("PREFECT_API_URL", None)
     else:
         env["PREFECT_API_URL"] = session_api()
+    env["SAGE_N_THREADS"] = str(LOCAL_THREADS)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from modules.settings import load_settings
 from tests.helpers import (
     DEMO_QUESTIONS,
     DRIVER,
+    LOCAL_THREADS,
     SAGE,
     TOY_PASSAGES,
     OverlapRetriever,
@@ -268,7 +270,8 @@ def test_local_model_bootstrap_of_the_agent(indexed, llm_models_dir, monkeypatch
     """
     from modules.llm.lm import LMConfig, build_lm
 
-    lm = build_lm(LMConfig(model="local", models_dir=llm_models_dir, cache=False, max_tokens=256))
+    config = LMConfig(model="local", models_dir=llm_models_dir, cache=False, max_tokens=256)
+    lm = build_lm(replace(config, n_threads=LOCAL_THREADS))
     plug_lms(monkeypatch, lm)
     monkeypatch.chdir(indexed)
     qa = _qa_run(indexed, ("q08", "q20", "q25"))
