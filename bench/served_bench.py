@@ -26,7 +26,9 @@ checkpoints) in a subprocess on the demo corpus, and records:
 - ``rss_mb``: peak resident memory of the sage process tree (the CLI, its Prefect API, Dask
   workers), sampled every 0.5 s; ``rss_growth_kb_per_call``: the slope of that memory over
   the LM calls served, fitted on the samples after the first 20 % of the calls (start-up
-  and warm caches excluded): what a longer run adds per call.
+  and warm caches excluded) up to the last call (the run's dataset and reports excluded;
+  ``rss_growth_kb_per_call_with_tail`` includes them; ``rss_samples``: the samples): what a
+  longer run adds per call.
 
 Rows go to ``bench/results/served_throughput.json``.
 """
@@ -77,9 +79,15 @@ def _sample_rss(pid: int, server: StubServer, out: list[tuple[int, float]]) -> N
         return
 
 
-def _growth_kb_per_call(samples: list[tuple[int, float]], calls: int) -> float | None:
-    """Least-squares slope of MB over calls (KB per call), after 20 % of the calls."""
-    pts = [(c, m) for c, m in samples if c >= 0.2 * calls]
+def _growth_kb_per_call(
+    samples: list[tuple[int, float]], calls: int, tail: bool = False
+) -> float | None:
+    """Least-squares slope of MB over calls (KB per call), after 20 % of the calls and,
+    unless ``tail``, before the last call was served: after it the run writes its dataset,
+    reports and plots (pyarrow, matplotlib: tens of MB) while the call count stands still,
+    which a fit over calls would read as growth per call."""
+    last = next((i for i, (c, _) in enumerate(samples) if c >= calls), len(samples))
+    pts = [(c, m) for c, m in (samples if tail else samples[: last + 1]) if c >= 0.2 * calls]
     if len(pts) < 5 or pts[-1][0] == pts[0][0]:
         return None
     mc = sum(c for c, _ in pts) / len(pts)
@@ -153,6 +161,8 @@ def run_cell(
         "flow_wall_s": round(flow_wall, 2),
         "rss_mb": round(max((m for _, m in samples), default=0.0), 1),
         "rss_growth_kb_per_call": _growth_kb_per_call(samples, calls),
+        "rss_growth_kb_per_call_with_tail": _growth_kb_per_call(samples, calls, tail=True),
+        "rss_samples": samples[:: max(1, len(samples) // 200)],  # (calls served, MB)
         "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
         "label": a.label, "client": client or "default",
         "rate_limit": a.rate_limit, "throttled": getattr(server, "throttled", 0),
