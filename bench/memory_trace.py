@@ -39,6 +39,26 @@ def owner(files: list[str]) -> str:
     return "other"
 
 
+def _diff(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot, calls: int) -> dict:
+    """Heap growth between two snapshots by traceback: total, per LM call, by owner, top 25."""
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    stats = last.filter_traces(filters).compare_to(first.filter_traces(filters), "traceback")
+    top = []
+    for st in stats[:25]:
+        frames = [f"{f.filename}:{f.lineno}" for f in st.traceback]
+        top.append({"size_diff_kb": round(st.size_diff / 1024, 1),
+                    "count_diff": st.count_diff, "traceback": frames})  # fmt: skip
+    total = sum(st.size_diff for st in stats) / 1024
+    owners: dict[str, float] = {}
+    for st in stats:
+        who = owner([f.filename for f in st.traceback])
+        owners[who] = owners.get(who, 0.0) + st.size_diff / 1024
+    return {"total_growth_kb": round(total, 1), "lm_calls_between": calls,
+            "kb_per_call": round(total / max(1, calls), 2),
+            "kb_by_owner": {k: round(v, 1) for k, v in sorted(owners.items())},
+            "top": top}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", type=Path, required=True)
@@ -85,27 +105,11 @@ def main() -> None:
         gen.generate_dataset(params, {"lm": "openai/stub", "api_base": server.url})
     calls_total = sum(server.calls.values())
     server.close()
-    first, last = snaps[a.first], snaps[a.last]
-    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
-    stats = last.filter_traces(filters).compare_to(first.filter_traces(filters), "traceback")
-    top = []
-    for st in stats[:25]:
-        frames = [f"{f.filename}:{f.lineno}" for f in st.traceback]
-        top.append({"size_diff_kb": round(st.size_diff / 1024, 1),
-                    "count_diff": st.count_diff, "traceback": frames})  # fmt: skip
-    total = sum(st.size_diff for st in stats) / 1024
-    calls = calls_at[a.last] - calls_at[a.first]
-    owners: dict[str, float] = {}
-    for st in stats:
-        who = owner([f.filename for f in st.traceback])
-        owners[who] = owners.get(who, 0.0) + st.size_diff / 1024
-    report = {"seeds": [a.first, a.last], "total_growth_kb": round(total, 1),
-              "lm_calls_between": calls, "kb_per_call": round(total / max(1, calls), 2),
-              "kb_by_owner": {k: round(v, 1) for k, v in sorted(owners.items())},
-              "lm_calls_total": calls_total, "top": top}  # fmt: skip
+    report = _diff(snaps[a.first], snaps[a.last], calls_at[a.last] - calls_at[a.first])
+    report |= {"seeds": [a.first, a.last], "lm_calls_total": calls_total}
     a.out.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("total_growth_kb", "kb_per_call", "kb_by_owner")}))
-    for t in top[:12]:
+    for t in report["top"][:12]:
         print(t["size_diff_kb"], "KB", t["count_diff"], "objs")
         for line in t["traceback"][-6:]:
             print("    ", line)

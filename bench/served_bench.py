@@ -96,20 +96,18 @@ def _growth_kb_per_call(
     return round(1024 * sum((c - mc) * (m - mm) for c, m in pts) / var, 2)
 
 
-def run_cell(
+def _cell_command(
     a: argparse.Namespace,
-    latency: float,
+    url: str,
+    run_id: str,
     conc: int | str,
     workers: int,
-    seeds: int | None = None,
-    client: str = "",
-) -> dict:
-    server = LimitedStubServer(latency, a.rate_limit) if a.rate_limit else StubServer(latency)
-    width = a.max_concurrency if conc == "auto" else int(conc)
-    seeds = seeds or max(a.min_seeds, 2 * width)
-    run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
+    seeds: int,
+    client: str,
+) -> tuple[list[str], dict[str, str]]:
+    """The `sage generate` command of one cell against the stub at ``url``, and its env."""
     runner = ["--task-runner", "dask"] if a.processes > 1 else []
-    cmd = [*sage_command(a.code), "--lm", "openai/stub", "--api-base", server.url, "generate",
+    cmd = [*sage_command(a.code), "--lm", "openai/stub", "--api-base", url, "generate",
            *runner,
            "--collection", "demo", "--seeds", str(seeds), "--concurrency", str(conc),
            "--attempt-workers", str(workers), "--attempts", "4", "--rounds", "1",
@@ -124,6 +122,22 @@ def run_cell(
         env["SAGE_SERVED_ENGINE"] = client
     if a.code:  # measure another checkout's sage with this driver
         env["PYTHONPATH"] = str(a.code)
+    return cmd, env
+
+
+def run_cell(
+    a: argparse.Namespace,
+    latency: float,
+    conc: int | str,
+    workers: int,
+    seeds: int | None = None,
+    client: str = "",
+) -> dict:
+    server = LimitedStubServer(latency, a.rate_limit) if a.rate_limit else StubServer(latency)
+    width = a.max_concurrency if conc == "auto" else int(conc)
+    seeds = seeds or max(a.min_seeds, 2 * width)
+    run_id = f"l{latency}-c{conc}-w{workers}-{int(time.time())}"
+    cmd, env = _cell_command(a, server.url, run_id, conc, workers, seeds, client)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=a.workdir, env=env, stdout=subprocess.PIPE,
