@@ -98,8 +98,8 @@ def reward_source(
         f"# --- sage modules/textnorm.py ---\n{module_body(inspect.getsource(textnorm))}",
         "# --- sage modules/programs/judge.py, modules/llm/lm.py ---\n",
         *_function_sources(),
-        "# --- sage modules/programs/screening.py ---\n",
-        module_body(inspect.getsource(screening)),
+        "# --- sage modules/programs/screening.py ---\n"
+        f"{module_body(inspect.getsource(screening))}",
         "# --- the reward ---\n",
         module_body(_with_config(TEMPLATE.read_text(), config)),
     ]
