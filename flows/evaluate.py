@@ -224,8 +224,13 @@ def _open_verifier(params: EvaluateParams, settings: Settings) -> tuple[Verifier
     if params.temperature is not None:
         settings = settings.with_overrides(agent_temperature=params.temperature)
     config = params.sage_config(settings)
-    collection = str(params.collection)
-    return open_verifier(settings, collection, config, True, params.concurrency)
+    return open_verifier(
+        settings,
+        str(params.collection),
+        config,
+        force_answer=True,
+        questions_at_once=params.concurrency,
+    )
 
 
 @flow(name="evaluate-agent", log_prints=True)
