@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -370,36 +370,39 @@ def run_seeds(
     key = artifact_key("sage", job.run_id, "progress")
     progress = create_progress_artifact(0.0, key=key, description=f"sage run {job.run_id}")
     pending = [s for s in plan if not ds.seed_finished(ledger.rounds(s["seed_id"]), params)]
-    finished, stop_reason = len(plan) - len(pending), "plan exhausted"
-    inflight: dict[Any, dict[str, Any]] = {}
+    finished, stop = len(plan) - len(pending), {"reason": "plan exhausted"}
     tracker = generate_tracker(str(job.run_id), len(plan), params.n, finished, ledger.done)
+
+    def seeds() -> Iterator[dict[str, Any]]:  # asked for one when a seed may start
+        for s in pending:
+            if params.n is not None and ledger.accepted() >= params.n:
+                stop["reason"] = f"{params.n} accepted items reached"
+                return
+            if ledger.exhausted:
+                stop["reason"] = f"token budget {params.budget_tokens} spent"
+                return
+            yield s
+
+    def submit(s: dict[str, Any]) -> Any:
+        seed = {**s, "document": runtime.document(s["doc_id"])}
+        return process_seed.submit(seed, job, bool(ledger.rounds(s["seed_id"])))
+
+    def seed_done(s: dict[str, Any], fut: Any) -> None:
+        nonlocal finished
+        try:
+            ledger.add(futures.result(fut))
+        except Exception as exc:  # a seed that keeps failing is logged, not fatal
+            logger.error("seed %s failed: %s", s["seed_id"], exc)
+            say(f"seed {s['seed_id']} failed: {exc}")
+            ledger.reload(s["seed_id"])  # the rounds it did finish
+        finished += 1
+        tracker.seed_done(ledger.rounds(s["seed_id"]), ledger.accepted())
+        update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
+
     with prompt_exit(), tracker, window:  # Ctrl-C / SIGTERM leave at once (checkpointed)
-        while pending or inflight:
-            while pending and len(inflight) < window.level:
-                if params.n is not None and ledger.accepted() >= params.n:
-                    stop_reason, pending = f"{params.n} accepted items reached", []
-                elif ledger.exhausted:
-                    stop_reason, pending = f"token budget {params.budget_tokens} spent", []
-                else:
-                    s = pending.pop(0)
-                    seed = {**s, "document": runtime.document(s["doc_id"])}
-                    resume = bool(ledger.rounds(s["seed_id"]))
-                    inflight[process_seed.submit(seed, job, resume)] = s
-            if not inflight:
-                break
-            fut = futures.first_done(list(inflight))
-            s = inflight.pop(fut)
-            try:
-                ledger.add(futures.result(fut))
-            except Exception as exc:  # a seed that keeps failing is logged, not fatal
-                logger.error("seed %s failed: %s", s["seed_id"], exc)
-                say(f"seed {s['seed_id']} failed: {exc}")
-                ledger.reload(s["seed_id"])  # the rounds it did finish
-            finished += 1
-            tracker.seed_done(ledger.rounds(s["seed_id"]), ledger.accepted())
-            update_progress_artifact(progress, progress=100.0 * finished / max(1, len(plan)))
+        futures.in_window(seeds(), submit, lambda: window.level, seed_done)
     update_progress_artifact(progress, progress=100.0)
-    return stop_reason
+    return stop["reason"]
 
 
 def _publish_artifacts(summary: dict[str, Any], store: RunStore) -> None:

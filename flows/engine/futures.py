@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -47,19 +47,31 @@ def first_done(futs: list[Any], poll: float = 0.5) -> Any:
 
 
 def in_window(
-    items: list[Any],
+    items: Iterable[Any],
     submit: Callable[[Any], Any],
-    level: int,
+    level: int | Callable[[], int],
     done: Callable[[Any, Any], None],
 ) -> None:
-    """Keep ``level`` of ``items`` in flight (``submit(item)`` -> a Prefect future) until
-    all are submitted and finished; ``done(item, future)`` runs for each as it finishes,
-    first finished first, in this thread (interruptible by signals, like ``result``)."""
-    pending = list(items)
+    """Keep ``level`` of ``items`` in flight (``submit(item)`` -> a Prefect future; a callable
+    level is read again before each submission) until ``items`` runs out and all are
+    finished; ``done(item, future)`` runs for each as it finishes, first finished first, in
+    this thread (interruptible by signals, like ``result``). The next item is drawn only
+    when there is room, so a generator may decide then to stop."""
+    width = level if callable(level) else lambda: level
+    source = iter(items)
     inflight: dict[Any, Any] = {}
-    while pending or inflight:
-        while pending and len(inflight) < max(1, level):
-            item = pending.pop(0)
-            inflight[submit(item)] = item
+    drained = False
+    while True:
+        while not drained and len(inflight) < max(1, width()):
+            item = next(source, _END)
+            if item is _END:
+                drained = True
+            else:
+                inflight[submit(item)] = item
+        if not inflight:
+            return
         fut = first_done(list(inflight))
         done(inflight.pop(fut), fut)
+
+
+_END = object()

@@ -35,3 +35,64 @@ def test_first_done_returns_the_fastest_and_result_waits() -> None:
         t0 = time.perf_counter()
         assert futures.result(slow, poll=0.05) is None
         assert time.perf_counter() - t0 > 0.5
+
+
+def _window(items, level, pool, log):
+    """Run ``items`` through in_window, each a 0.1 s task; returns the items in the order
+    they finished and the most that were ever in flight."""
+    import threading
+
+    lock, active, peak, order = threading.Lock(), [0], [0], []
+
+    def task(x: Any) -> Any:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.1)
+        with lock:
+            active[0] -= 1
+        return x
+
+    def done(item: Any, fut: Any) -> None:
+        assert futures.result(fut, poll=0.01) == item
+        order.append(item)
+        log.append(("done", item))
+
+    futures.in_window(items, lambda x: Wrapped(pool.submit(task, x)), level, done)
+    return order, peak[0]
+
+
+def test_in_window_keeps_the_level_in_flight_and_finishes_every_item() -> None:
+    with ThreadPoolExecutor(8) as pool:
+        order, peak = _window(list(range(7)), 3, pool, [])
+    assert sorted(order) == list(range(7)) and peak == 3
+
+
+def test_in_window_draws_an_item_only_when_there_is_room_so_a_generator_can_stop() -> None:
+    log: list[tuple[str, int]] = []
+
+    def items():  # stops once two items are done, as generate stops at --n accepted
+        for i in range(100):
+            if sum(1 for kind, _ in log if kind == "done") >= 2:
+                return
+            log.append(("drawn", i))
+            yield i
+
+    with ThreadPoolExecutor(8) as pool:
+        order, peak = _window(items(), 2, pool, log)
+    drawn = [i for kind, i in log if kind == "drawn"]
+    assert drawn == [0, 1, 2] and sorted(order) == drawn and peak == 2
+
+
+def test_in_window_reads_a_callable_level_before_each_submission() -> None:
+    level = [1]
+
+    def items():
+        for i in range(6):
+            if i == 2:
+                level[0] = 3  # as --concurrency auto raises its level mid-run
+            yield i
+
+    with ThreadPoolExecutor(8) as pool:
+        order, peak = _window(items(), lambda: level[0], pool, [])
+    assert sorted(order) == list(range(6)) and peak == 3
