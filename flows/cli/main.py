@@ -36,7 +36,8 @@ app = typer.Typer(
 )
 
 LOG: dict[str, Path | None] = {"path": None}  # this command's log file, once routed
-# commands that run Prefect flows: they get a temporary Prefect API that dies with sage
+# commands that run Prefect flows: their log is routed to a file, and once their options
+# are valid they get a temporary Prefect API that dies with sage (options.open_api)
 FLOW_COMMANDS = {
     "index",
     "generate",
@@ -103,13 +104,11 @@ def _global(
         )
     )
     if ctx.invoked_subcommand in FLOW_COMMANDS and "--help" not in sys.argv:
-        from flows.engine.api_server import temporary_api
         from flows.engine.logs import route_logs
 
-        LOG["path"] = route_logs(ctx.obj.settings().data_dir, verbose)
+        LOG["path"] = ctx.obj.log_path = route_logs(ctx.obj.settings().data_dir, verbose)
         if verbose:
             say(f"sage: log file {LOG['path']}")
-        ctx.with_resource(temporary_api(LOG["path"]))
 
 
 for part in (

@@ -8,6 +8,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,9 +22,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable 
 
 @dataclass
 class Ctx:
-    """What the global options set: setting overrides for every command."""
+    """What the global options set: setting overrides for every command, and the log file
+    a flow command's Prefect log goes to (routed before the command runs)."""
 
     overrides: dict[str, Any]
+    log_path: Path | None = None
 
     def settings(self, **more: Any) -> Settings:
         return load_settings(**{**self.overrides, **more})
@@ -56,6 +59,15 @@ def model_parameters(model: type[FlowParams]) -> list[inspect.Parameter]:
     return out
 
 
+def open_api(ctx: typer.Context) -> None:
+    """A temporary Prefect API for this command (unless ``PREFECT_API_URL`` names one),
+    stopped when the command ends: opened once its options are valid, so a bad option is
+    reported at once, without an API started and stopped for nothing."""
+    from flows.engine.api_server import temporary_api
+
+    ctx.with_resource(temporary_api(ctx.obj.log_path))
+
+
 def add_flow_command(
     app: typer.Typer,
     name: str,
@@ -72,7 +84,9 @@ def add_flow_command(
 
     def command(ctx: typer.Context, **values: Any) -> None:
         rest = {k: values.pop(k) for k in extra}
-        run(ctx, model.build(**values), **rest)
+        params = model.build(**values)
+        open_api(ctx)
+        run(ctx, params, **rest)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = run.__doc__
