@@ -5,22 +5,22 @@ good records are indexed and every bad one (and every skipped file) is counted."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-SAGE = str(Path(sys.executable).parent / "sage")
+from tests.helpers import SAGE, clean_env
+
 GOOD = {"id": "g1", "title": "Good", "text": "Brennick is the capital of Tarvessa."}
 
 
 def sage(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGE_")}
-    return subprocess.run([SAGE, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=300)  # fmt: skip
+    env = clean_env()
+    return subprocess.run(
+        [SAGE, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 def jsonl(path: Path, *lines: str | bytes) -> Path:
