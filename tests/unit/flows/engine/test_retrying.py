@@ -31,7 +31,7 @@ def test_other_errors_are_not_transient():
 
 def test_the_cli_loads_neither_qdrant_client_nor_matplotlib():
     code = (
-        "import sys, flows.cli.main; "
+        "import sys, flows.cli.main; flows.cli.main.make_app(); "
         "print(sorted(m for m in ('qdrant_client', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
