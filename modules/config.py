@@ -70,7 +70,7 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "judge_number_guard": True,
         "regenerate_failed": True,
         "reask_repeats": True,
-        # the generator searches (the seed's title) before it may write
+        # the generator searches (a name the seed links, else its title) before it may write
         "generator_min_searches": 1,
         # which pinned local model (modules/model_store.py key) each role loads
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},

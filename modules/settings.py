@@ -163,7 +163,8 @@ class Settings(BaseSettings):
         None,
         ge=0,
         description="The generator searches at least this often before it writes "
-        "(the seed's title when it would write sooner).",
+        "(a name the seed mentions beyond its title, else the title, when it would write "
+        "sooner).",
     )
     regenerate_failed: bool | None = Field(
         None, description="A seed whose generation failed is regenerated next round (else dropped)."

@@ -44,9 +44,23 @@ REVISE_NOTE_CHARS = 180  # a note in a reviser demo (the bridge fact is early)
 REVISE_DOC_CHARS = 200  # the seed document of a reviser demo (its answer is early)
 
 
+# A seed document written for one research and one write demo (not in the corpus, so no
+# run retrieves it): its date is "the year the Imbrey Dam was completed", which only the
+# dam's passage (w073, a trainset document) gives. The demo's own seed has that pattern
+# with other entities; a demo shows the model what to search and where the answer is.
+BRIDGE_SEED = {
+    "id": "x001",
+    "title": "Sull Valley Growers' Cooperative",
+    "text": "The Sull Valley Growers' Cooperative is an association of fruit farmers in the "
+    "orchards along the River Sull on Ilvaro. It was founded in the year the Imbrey Dam was "
+    "completed, when the end of the spring floods let the growers plant the low fields, and "
+    "it runs a shared packing house and cider press in the valley.",
+}
+
+
 def corpus() -> dict[str, dict[str, str]]:
     with CORPUS.open(encoding="utf-8") as fh:
-        return {d["id"]: d for d in map(json.loads, fh)}
+        return {d["id"]: d for d in map(json.loads, fh)} | {BRIDGE_SEED["id"]: BRIDGE_SEED}
 
 
 def _trace(docs: dict[str, Any], searches: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
@@ -119,8 +133,19 @@ def _notes(docs: dict[str, Any], ids: list[str], chars: int | None = NOTE_CHARS)
 
 
 def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
-    """Two ResearchStep demos: search an entity named in the seed document, then write."""
+    """Three ResearchStep demos: search an entity named in the seed document (twice: one
+    whose date the seed leaves to another passage), then write."""
     rows = [
+        (
+            "x001",
+            "date",
+            ["x001"],
+            2,
+            "P1 says the cooperative was founded in the year the Imbrey Dam was completed "
+            "but gives no year: search the dam.",
+            "search",
+            "Imbrey Dam",
+        ),
         (
             "w024",
             "entity",
@@ -160,8 +185,10 @@ def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
 
 
 def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
-    """Two WriteQA demos: the seed's entity hidden behind a fact from another passage, so a
-    solver needs one search for that fact and one for the answer."""
+    """Three WriteQA demos, each needing one search for a linked fact and one for the
+    answer: two with the seed's entity hidden behind a fact from another passage, and last
+    (nearest the model's own input) the seed's subject asked about where the seed leaves
+    its date to another passage, the answer from that note."""
     rows = [
         (
             "w070",
@@ -176,6 +203,7 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
                 ("Where was Ysolde Karrin born?", "Caddow", "P2"),
                 ("When was the lighthouse by Caddow completed?", "1857", "P1"),
             ],
+            "seed",
         ),
         (
             "w024",
@@ -189,6 +217,25 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
                 ("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
                 ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1"),
             ],
+            "seed",
+        ),
+        (
+            "x001",
+            "date",
+            ["x001", "w073"],
+            "P1: the cooperative was founded in the year the Imbrey Dam was completed; P2: "
+            "the dam was completed on 14 October 1952. A solver must find both.",
+            "In what year was the Sull Valley Growers' Cooperative founded?",
+            "1952",
+            [
+                (
+                    "When was the Sull Valley Growers' Cooperative founded?",
+                    "the year the Imbrey Dam was completed",
+                    "P1",
+                ),
+                ("When was the Imbrey Dam completed?", "1952", "P2"),
+            ],
+            "any",
         ),
     ]
     return [
@@ -196,7 +243,7 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
             document=clip(docs[seed]["text"], DOC_CHARS),
             target_steps="2",
             answer_type=atype,
-            answer_from=ANSWER_SOURCES["seed"],
+            answer_from=ANSWER_SOURCES[source],
             feedback="none",
             notes=_notes(docs, ids),
             reasoning=why,
@@ -204,32 +251,18 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
             answer=a,
             plan=[{"sub_question": sq, "sub_answer": sa, "passage": p} for sq, sa, p in plan],
         ).with_inputs("document", "target_steps", "answer_type", "answer_from", "feedback", "notes")
-        for seed, atype, ids, why, q, a, plan in rows
+        for seed, atype, ids, why, q, a, plan, source in rows
     ]
 
 
 # (seed, failure, notes, research query, current (question, answer, plan), the agent's
-# searches, its answer, analysis, revised question, answer, plan): each revision swaps the
-# seed's name for a fact only another note states, so a solver searches that fact first.
+# searches, its answer, analysis, revised question, answer, plan, answer source): the
+# first takes the agent's answer and swaps the seed's name for a fact only another note
+# states, so a solver searches that fact first; the second turns a one-hop question about
+# the entity that dates the seed's subject into the question about the subject (its answer
+# from that entity's note). Two fit small's 8k reviser prompt at full budgets; a third (a
+# too-easy rewrite of Caddow Light through Ysolde Karrin's village) did not.
 REVISIONS = [
-    (
-        "w070",
-        "too_easy",
-        ["w070", "w037"],
-        "Caddow Light",
-        ("When was Caddow Light completed?", "1857"),
-        [("When was Caddow Light completed?", ["w070"])],
-        "1857",
-        "One search found 1857: the question names Caddow Light. P2, not P1, says Ysolde "
-        "Karrin was born in Caddow: name her home village instead.",
-        "In what year was the lighthouse beside the home village of the swimmer Ysolde "
-        "Karrin completed?",
-        "1857",
-        [
-            ("Where was Ysolde Karrin born?", "Caddow", "P2"),
-            ("When was the lighthouse by Caddow completed?", "1857", "P1"),
-        ],
-    ),
     (
         "w026",
         "incorrect",
@@ -247,6 +280,25 @@ REVISIONS = [
             ("What was the deadliest natural disaster in Tarvessa?", "Great Storm of 1893", "P2"),
             ("When was the weather service created after that storm established?", "1902", "P1"),
         ],
+        "seed",
+    ),
+    (
+        "x001",
+        "too_easy",
+        ["x001", "w073"],
+        "Imbrey Dam",
+        ("When was the Imbrey Dam completed?", "1952"),
+        [("When was the Imbrey Dam completed?", ["w073"])],
+        "1952",
+        "One search found 1952: the question names the dam. P1 says the cooperative was "
+        "founded in the year the dam was completed: ask about the cooperative instead.",
+        "In what year was the Sull Valley Growers' Cooperative founded?",
+        "1952",
+        [
+            ("When was the cooperative founded?", "the year the Imbrey Dam was completed", "P1"),
+            ("When was the Imbrey Dam completed?", "1952", "P2"),
+        ],
+        "any",
     ),
 ]
 
@@ -256,10 +308,11 @@ def _plan(plan: list[tuple[str, str, str]]) -> list[dict[str, str]]:
 
 
 def revise_steps(docs: dict[str, Any]) -> list[dspy.Example]:
-    """Two ReviseQA demos, one per failure: a one-hop pair rewritten into a bridge through
-    a fact of another note (the incorrect one also takes the answer the agent found)."""
+    """Two ReviseQA demos (``REVISIONS``), one per failure: an incorrect one-hop pair
+    rewritten into a bridge through a fact of another note, taking the answer the agent
+    found, and a too-easy pair about a linked entity turned to the seed's subject."""
     out = []
-    for seed, failure, ids, query, (q0, a0), searches, found, why, q, a, plan in REVISIONS:
+    for seed, failure, ids, query, (q0, a0), searches, found, why, q, a, plan, src in REVISIONS:
         notes = [{"ref": f"P{i}", "id": d, "title": docs[d]["title"]} for i, d in enumerate(ids, 1)]
         research = [{"type": "search", "query": query, "passages": notes}]
         attempt = {
@@ -273,7 +326,7 @@ def revise_steps(docs: dict[str, Any]) -> list[dspy.Example]:
                 document=clip(docs[seed]["text"], REVISE_DOC_CHARS),
                 target_steps="2",
                 answer_type="date",
-                answer_from=ANSWER_SOURCES["seed"],
+                answer_from=ANSWER_SOURCES[src],
                 failure=failure,
                 current=f"Question: {q0}\nAnswer: {a0}\nPlan: {q0} -> {a0}",
                 notes=_notes(docs, ids, REVISE_NOTE_CHARS),
@@ -290,6 +343,7 @@ def revise_steps(docs: dict[str, Any]) -> list[dspy.Example]:
 
 
 TRAIN_DOCS = (
+    "x001",  # BRIDGE_SEED, written for the demos
     "w009",
     "w017",
     "w024",
@@ -300,6 +354,7 @@ TRAIN_DOCS = (
     "w042",
     "w059",
     "w070",
+    "w073",
     "w084",
 )
 

@@ -124,6 +124,41 @@ def candidate_from(pred: Any, notes: list[dict[str, Any]], answer_type: str) -> 
     )
 
 
+_NAME = re.compile(
+    r"\b[A-Z][\w'-]*(?:\s+(?:(?:of|the|de|von|van)\s+)*[A-Z][\w'-]*)+"
+)  # a capitalised multi-word name ("Treaty of Vaunt", "Halden Mor")
+
+
+def seed_names(text: str, title: str) -> list[str]:
+    """The multi-word names a seed document mentions other than its title, in text order
+    (a leading "The" dropped; a name inside the title, or holding it, left out)."""
+    out: list[str] = []
+    lower_title = title.lower()
+    for m in _NAME.finditer(text):
+        name = re.sub(r"^(?:The|A|An)\s+", "", m.group(0))
+        low = name.lower()
+        fresh = low not in (o.lower() for o in out)
+        if " " in name and fresh and low not in lower_title and lower_title not in low:
+            out.append(name)
+    return out
+
+
+def bridge_name(
+    retriever: Retriever, k: int, notes: list[dict[str, Any]], title: str, seen: set[str]
+) -> tuple[str, dict[str, int]]:
+    """The seed's name (``seed_names``) whose search reaches most passages that neither the
+    notes nor a search of the seed's title hold: the link that leads farthest from the
+    seed. Ties go to the first in text order; no name gives "". Model-free (retriever only);
+    also the probe's scores."""
+    names = [n for n in seed_names(notes[0]["text"], title) if n.lower() not in seen]
+    if len(names) < 2:
+        return (names[0] if names else ""), {}
+    near = {n["id"] for n in notes} | {p.id for p in retriever.search(title, k=k)}
+    probed = {n: sum(p.id not in near for p in retriever.search(n, k=k)) for n in names}
+    best = max(names, key=lambda n: probed[n])  # max keeps the first of equal scores
+    return best, probed
+
+
 class Generator(dspy.Module):
     """Research (search the corpus from the seed document), then write a QA pair.
 
@@ -208,13 +243,20 @@ class Generator(dspy.Module):
         draft.trace.append({"type": "forced_write", "reason": f"search budget {budget} spent"})
 
     def _required_query(self, draft: Draft, searches: int, seen: set[str]) -> str:
-        """The seed's title as the query when the model writes before ``min_searches``
-        searches (the small profile: the 0.5-1.5B models write from the seed alone)."""
+        """The query searched when the model writes before ``min_searches`` searches (the
+        small profile: the 0.5-1.5B models write from the seed alone): a name the seed
+        mentions beyond its title (``bridge_name``: a linked entity, as a SAGE generator
+        explores), else the seed's title."""
         title = str(draft.notes[0].get("title") or "").strip()
-        if searches >= self.min_searches or not title or title.lower() in seen:
+        if searches >= self.min_searches or not title:
             return ""
-        draft.trace.append({"type": "required_search", "min_searches": self.min_searches})
-        return title
+        name, probed = bridge_name(self.retriever, self.k, draft.notes, title, seen)
+        query = name or ("" if title.lower() in seen else title)
+        if query:
+            draft.trace.append(
+                {"type": "required_search", "min_searches": self.min_searches, "probed": probed}
+            )
+        return query
 
     def _research_step(self, draft: Draft, searches_left: int) -> Any:
         def call(retry: int, _hint: str) -> tuple[Any, str | None]:

@@ -112,8 +112,9 @@ def test_loading_the_bundle_sets_demos_and_keeps_the_instructions():
     before = program.agent.step.signature.instructions
     assert load_program(program, build_demos.BUNDLED_PROGRAM) == "demos:agent,generator,reviser"
     assert [d["action"] for d in program.agent.step.demos] == ["search", "search", "answer"]
-    assert len(program.generator.write.demos) == 2 and len(program.generator.research.demos) == 2
-    assert [d["failure"] for d in program.reviser.revise.demos] == ["too_easy", "incorrect"]
+    assert len(program.generator.write.demos) == 3 and len(program.generator.research.demos) == 3
+    failures = [d["failure"] for d in program.reviser.revise.demos]
+    assert failures == ["incorrect", "too_easy"]
     assert program.agent.step.signature.instructions == before
     assert program.agent.final.demos == []
 
@@ -152,8 +153,8 @@ def test_each_reviser_demo_is_a_bridge_through_a_fact_only_another_note_shows():
     """The revised question drops the seed's name for a fact that the shown note P2 states
     and the seed does not; the answer stays the seed's."""
     docs = build_demos.corpus()
-    demos = build_demos.revise_steps(docs)
-    for (seed, *_), demo in zip(build_demos.REVISIONS, demos, strict=True):
+    demos = build_demos.revise_steps(docs)[:1]
+    for (seed, *_), demo in zip(build_demos.REVISIONS[:1], demos, strict=True):
         title, seed_text = docs[seed]["title"], docs[seed]["text"]
         assert title in demo.current and title not in demo.question
         assert demo.answer in seed_text and demo.answer not in demo.question
@@ -161,7 +162,27 @@ def test_each_reviser_demo_is_a_bridge_through_a_fact_only_another_note_shows():
         bridge = _bigrams(demo.question) & _bigrams(shown_p2)
         assert bridge and not bridge & _bigrams(seed_text), bridge
         assert [p["passage"] for p in demo.plan] == ["P2", "P1"]
-    assert [d.failure for d in demos] == ["too_easy", "incorrect"]
+    assert [d.failure for d in demos] == ["incorrect"]
+
+
+def test_research_write_and_revise_demos_take_the_date_the_seed_leaves_to_another_note():
+    """The written seed (not in the corpus: no run retrieves it) dates its subject by another
+    entity's year: research searches that entity; the written pair, and the revision of a
+    one-hop question about that entity, ask about the seed's subject with the other note's
+    year as the answer (answer_from "any"), two hops P1 -> P2."""
+    docs = build_demos.corpus()
+    seed = build_demos.BRIDGE_SEED
+    assert seed["id"] not in build_demos.CORPUS.read_text()
+    research = build_demos.research_steps(docs)[0]
+    assert research.action == "search" and research.query in seed["text"]
+    write = build_demos.write_steps(docs)[-1]
+    revise = build_demos.revise_steps(docs)[-1]
+    assert revise.failure == "too_easy" and seed["title"] not in revise.current
+    for demo in (write, revise):
+        assert seed["title"] in demo.question and demo.answer not in seed["text"]
+        assert demo.answer in docs["w073"]["text"] and "w073" in build_demos.TRAIN_DOCS
+        assert demo.answer_from == build_demos.ANSWER_SOURCES["any"]
+        assert [p["passage"] for p in demo.plan] == ["P1", "P2"]
 
 
 def test_a_reviser_prompt_with_the_demos_and_every_part_at_its_budget_fits_8k():

@@ -1,13 +1,15 @@
 """The small profile's `generator_min_searches`: a generator that would write from the seed
-alone searches the seed's title first (scripted LM; real BM25 over toy passages)."""
+alone searches first: a name the seed mentions that leads away from the seed, else its title
+(scripted LM; real BM25 over toy passages)."""
 
 from __future__ import annotations
 
 import dspy
 
 from modules.config import profile_config
+from modules.index.passages import Passage
 from modules.programs.adapter import json_adapter
-from modules.programs.generator import Generator
+from modules.programs.generator import Generator, seed_names
 from tests.helpers import TOY_PASSAGES, OverlapRetriever, ScriptedLM
 
 SEED = "Ada Venn\nAda Venn is a composer born in Brennick in 1950."
@@ -52,3 +54,36 @@ def test_without_the_knob_the_generator_writes_from_the_seed():
 def test_the_knob_is_small_only():
     assert profile_config("small").generator_min_searches == 1
     assert profile_config("paper").generator_min_searches == 0
+
+
+# A seed naming two entities beyond its title: "Halden Mor" (whose search returns what the
+# title's search returns: the seed's neighbourhood) and "Treaty of Vaunt" (a passage the
+# title's search never reaches: the bridge).
+BRIDGE_PASSAGES = [
+    Passage("c", "d1", "Corn Exchange", "The Corn Exchange is a hall of Halden Mor. It was "
+            "opened in the year the Treaty of Vaunt was signed."),
+    Passage("h", "d2", "Halden Mor", "Halden Mor is a region; its market hall is the Corn "
+            "Exchange."),
+    Passage("t", "d3", "Treaty of Vaunt", "The Treaty of Vaunt was signed in 1798."),
+    Passage("w", "d4", "War of the Nets", "The war ended with the Treaty of Vaunt."),
+]  # fmt: skip
+BRIDGE_SEED = f"Corn Exchange\n{BRIDGE_PASSAGES[0].text}"
+
+
+def test_seed_names_are_the_multiword_names_beyond_the_title():
+    text = "The Tollins Reach Corn Exchange is in Tollins Reach, Halden Mor. The Treaty of Vaunt."
+    assert seed_names(text, "Tollins Reach Corn Exchange") == ["Halden Mor", "Treaty of Vaunt"]
+    assert seed_names(SEED, "Ada Venn") == []  # "Brennick" is one word: the title is searched
+
+
+def test_the_required_search_follows_the_name_the_title_search_does_not_reach():
+    retriever = OverlapRetriever(BRIDGE_PASSAGES)
+    lm = ScriptedLM([WRITE_NOW, WRITE_NOW, PAIR])
+    gen = Generator(retriever, lm, json_adapter(), k=2, max_searches=4, min_searches=1)
+    with dspy.context(lm=lm):
+        res = gen(document=BRIDGE_SEED, target_steps=2, doc_id="c", answer_type="date")
+    searched = [t["query"] for t in res.trace if t["type"] == "search"]
+    assert searched == ["Treaty of Vaunt"]  # first in text order is Halden Mor: not it
+    required = next(t for t in res.trace if t["type"] == "required_search")
+    assert required["probed"]["Treaty of Vaunt"] > required["probed"]["Halden Mor"]
+    assert "signed in 1798" in lm.prompts[-1]  # the bridge's year reaches WriteQA
