@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -58,8 +59,9 @@ def build_document(src: Path, words: int, dst: Path) -> int:
 
 
 def _watch(pid: int, limit_mb: float, out: dict, limit_s: float = 0.0) -> None:
-    """Peak MB of the process tree every 0.5 s; kills it above ``limit_mb`` or after
-    ``limit_s`` seconds (0: never), saying which in ``out["stopped"]``."""
+    """Peak MB of the process tree every 0.5 s (and (seconds, MB of the CLI process) in
+    ``out["samples"]``); kills it above ``limit_mb`` or after ``limit_s`` seconds (0:
+    never), saying which in ``out["stopped"]``."""
     t0 = time.perf_counter()
     try:
         root = psutil.Process(pid)
@@ -67,6 +69,8 @@ def _watch(pid: int, limit_mb: float, out: dict, limit_s: float = 0.0) -> None:
             mb = tree_rss_mb(root)
             out["peak_tree_mb"] = max(out.get("peak_tree_mb", 0.0), mb)
             elapsed = time.perf_counter() - t0
+            own = root.memory_info().rss / 2**20
+            out.setdefault("samples", []).append((round(elapsed, 1), round(own, 1)))
             why = "memory" if limit_mb and mb > limit_mb else ""
             why = why or ("time" if limit_s and elapsed > limit_s else "")
             if why:
@@ -80,8 +84,11 @@ def _watch(pid: int, limit_mb: float, out: dict, limit_s: float = 0.0) -> None:
         return
 
 
-def run_case(path: Path, work: Path, code: Path, limit_mb: float, limit_s: float) -> dict:
-    """`sage index path` from ``code`` in ``work``; its memory, time and summary."""
+def run_case(
+    path: Path, work: Path, code: Path, limit_mb: float, limit_s: float, extra_env: dict
+) -> dict:
+    """`sage index path` from ``code`` in ``work`` (``extra_env`` added to its environment);
+    its memory, time and summary."""
     argv = ["sage", "index", str(path), "--collection", "mem", "--json"]
     cmd = [sys.executable, "-c",
            f"import sys; sys.argv = {argv!r}; from flows.cli.main import main; main()"]  # fmt: skip
@@ -90,6 +97,7 @@ def run_case(path: Path, work: Path, code: Path, limit_mb: float, limit_s: float
     for key in ("SAGE_MODELS_DIR", "SAGE_N_THREADS"):
         if key in os.environ:
             env[key] = os.environ[key]
+    env.update(extra_env)
     t0 = time.perf_counter()
     with (work / "out.txt").open("wb") as out_f, (work / "err.txt").open("wb") as err_f:
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out_f, stderr=err_f)
@@ -102,8 +110,10 @@ def run_case(path: Path, work: Path, code: Path, limit_mb: float, limit_s: float
     wall = time.perf_counter() - t0
     watcher.join()
     code_ = os.waitstatus_to_exitcode(status)
+    samples = seen.get("samples", [])  # (seconds, MB of the CLI process)
     row = {"wall_s": round(wall, 1), "peak_tree_mb": round(seen.get("peak_tree_mb", 0.0), 1),
-           "peak_process_mb": round(usage.ru_maxrss / 1024, 1), "returncode": code_}  # fmt: skip
+           "peak_process_mb": round(usage.ru_maxrss / 1024, 1), "returncode": code_,
+           "rss_samples": samples[:: max(1, len(samples) // 200)]}  # fmt: skip
     if "killed_at_s" in seen:
         row.update(stopped=seen["stopped"], killed_at_s=seen["killed_at_s"])
         return row
@@ -124,6 +134,8 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=REPO, help="the checkout to measure")
     ap.add_argument("--kill-above-mb", type=float, default=0.0)
     ap.add_argument("--time-limit", type=float, default=0.0, help="stop a case after S s")
+    ap.add_argument("--records", type=int, default=0, help="corpus16k: the first N records")
+    ap.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for the sage process")
     ap.add_argument("--label", default="sage")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/index_throughput.json")
     a = ap.parse_args()
@@ -131,6 +143,7 @@ def main() -> None:
         raise SystemExit(f"{a.data}: no such file (see ../shared/data/README.md)")
     result = json.loads(a.out.read_text()) if a.out.exists() else {}
     rows = result.get("memory_rows", [])
+    env = dict(kv.split("=", 1) for kv in a.env)
     for case in a.cases.split(","):
         with tempfile.TemporaryDirectory(prefix="sage-indexmem-") as tmp:
             work = Path(tmp)
@@ -138,10 +151,15 @@ def main() -> None:
             if case == "doc5mb":
                 path = work / "one_document.jsonl"
                 words = build_document(a.data, a.words, path)
+            elif a.records:
+                path = work / "prefix.jsonl"
+                with a.data.open() as src:
+                    path.write_text("".join(itertools.islice(src, a.records)))
             size_mb = round(path.stat().st_size / 2**20, 2)
             row = {"case": case, "label": a.label, "input_mb": size_mb,
                    "words": words, "date": time.strftime("%Y-%m-%d %H:%M"),
-                   **run_case(path, work, a.code.resolve(), a.kill_above_mb, a.time_limit),
+                   "records": a.records or None, "env": a.env,
+                   **run_case(path, work, a.code.resolve(), a.kill_above_mb, a.time_limit, env),
                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
         print(json.dumps(row), flush=True)
         rows = [r for r in rows if (r["case"], r["label"]) != (case, a.label)] + [row]

@@ -28,7 +28,8 @@ checkpoints) in a subprocess on the demo corpus, and records:
   the LM calls served, fitted on the samples after the first 20 % of the calls (start-up
   and warm caches excluded) up to the last call (the run's dataset and reports excluded;
   ``rss_growth_kb_per_call_with_tail`` includes them; ``rss_samples``: the samples): what a
-  longer run adds per call.
+  longer run adds per call; ``rss_growth_kb_per_call_sage_process`` and
+  ``rss_samples_sage_process``: the same for the sage process alone (not its Prefect API).
 
 Rows go to ``bench/results/served_throughput.json``.
 """
@@ -68,12 +69,18 @@ def sage_command(code: Path | None) -> list[str]:
     return [sys.executable, "-c", f"from {module} import {func}; {func}()"]
 
 
-def _sample_rss(pid: int, server: StubServer, out: list[tuple[int, float]]) -> None:
-    """(LM calls served, MB resident in the process tree) every 0.5 s until ``pid`` exits."""
+def _sample_rss(
+    pid: int, server: StubServer, out: list[tuple[int, float]], own: list[tuple[int, float]]
+) -> None:
+    """(LM calls served, MB resident in the process tree) into ``out`` and (calls, MB of the
+    sage process alone, its Prefect API and workers left out) into ``own``, every 0.5 s
+    until ``pid`` exits."""
     try:
         root = psutil.Process(pid)
         while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
-            out.append((sum(server.calls.values()), tree_rss_mb(root)))
+            calls = sum(server.calls.values())
+            out.append((calls, tree_rss_mb(root)))
+            own.append((calls, root.memory_info().rss / 2**20))
             time.sleep(0.5)
     except psutil.Error:
         return
@@ -94,6 +101,18 @@ def _growth_kb_per_call(
     mm = sum(m for _, m in pts) / len(pts)
     var = sum((c - mc) ** 2 for c, _ in pts)
     return round(1024 * sum((c - mc) * (m - mm) for c, m in pts) / var, 2)
+
+
+def _memory(samples: list[tuple[int, float]], own: list[tuple[int, float]], calls: int) -> dict:
+    """A cell's memory fields (see the module docstring) from its RSS samples."""
+    return {
+        "rss_mb": round(max((m for _, m in samples), default=0.0), 1),
+        "rss_growth_kb_per_call": _growth_kb_per_call(samples, calls),
+        "rss_growth_kb_per_call_with_tail": _growth_kb_per_call(samples, calls, tail=True),
+        "rss_samples": samples[:: max(1, len(samples) // 200)],  # (calls served, MB)
+        "rss_growth_kb_per_call_sage_process": _growth_kb_per_call(own, calls),
+        "rss_samples_sage_process": own[:: max(1, len(own) // 200)],
+    }
 
 
 def _cell_command(
@@ -143,7 +162,10 @@ def run_cell(
     proc = subprocess.Popen(cmd, cwd=a.workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     samples: list[tuple[int, float]] = []
-    sampler = threading.Thread(target=_sample_rss, args=(proc.pid, server, samples), daemon=True)
+    own: list[tuple[int, float]] = []
+    sampler = threading.Thread(
+        target=_sample_rss, args=(proc.pid, server, samples, own), daemon=True
+    )
     sampler.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
@@ -173,12 +195,9 @@ def run_cell(
         "efficiency": round(ideal / flow_wall, 3) if ideal else None,
         "efficiency_with_startup": round(ideal / wall, 3) if ideal else None,
         "flow_wall_s": round(flow_wall, 2),
-        "rss_mb": round(max((m for _, m in samples), default=0.0), 1),
-        "rss_growth_kb_per_call": _growth_kb_per_call(samples, calls),
-        "rss_growth_kb_per_call_with_tail": _growth_kb_per_call(samples, calls, tail=True),
-        "rss_samples": samples[:: max(1, len(samples) // 200)],  # (calls served, MB)
+        **_memory(samples, own, calls),
         "accepted": summary["accepted"], "calls_by_kind": dict(server.calls),
-        "label": a.label, "client": client or "default",
+        "label": a.label, "client": client or "default", "env": a.env,
         "rate_limit": a.rate_limit, "throttled": getattr(server, "throttled", 0),
         "failed_seeds": summary.get("failed_seeds"),
         "concurrency_levels": summary.get("concurrency"),
