@@ -98,7 +98,9 @@ def embed_task(
         for p, d, s in zip(batch, dense, sparse, strict=True)
     ]
     store.open_store(location, api_key).upsert(dst, points)
-    return len(points)
+    del texts, dense, sparse, points
+    embeddings.release_native_memory()  # memory bounded by the batch, not by batches done
+    return len(batch)
 
 
 def _rejects_path(settings: Settings, collection: str) -> Path:

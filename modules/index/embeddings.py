@@ -119,6 +119,39 @@ def sparse_model(models_dir: Path) -> Any:
         return _SPARSE[key]
 
 
+@functools.cache
+def _libc() -> Any:
+    """glibc, or None (another C library: nothing to release)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers
+MMAP_THRESHOLD = 1 << 20
+
+
+def release_native_memory() -> bool:
+    """Give the C heap's free pages back to the system after a batch (glibc only; returns
+    whether it ran). A document batch's onnxruntime tensors are allocated and freed with
+    shapes that change with the texts' lengths; glibc keeps what they leave free (and after
+    the first large free raises its mmap threshold, so later tensors come from the heap, not
+    from mmap): resident memory then grows with the number of batches, not their size.
+    Fixing the threshold at 1 MB (tensors above it are mapped and unmapped whole) and
+    trimming after each batch keep it bounded by the batch."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    libc.malloc_trim(0)
+    return True
+
+
 def embed_dense(models_dir: Path, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
     """Unit-normalised 384-d document vectors (embedded length-sorted: less padding;
     ``batch_size`` texts at once bound the activations: 32 passages of 512 tokens ~ 0.4 GB)."""
