@@ -184,60 +184,64 @@ def research_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     ]
 
 
+# (seed, answer type, notes, reasoning, question, answer, plan (sub-question, sub-answer,
+# passage), answer source) of each WriteQA demo below.
+WRITES = [
+    (
+        "w070",
+        "date",
+        ["w070", "w037"],
+        "P2: Ysolde Karrin was born in Caddow; P1: Caddow Light, east of Caddow, was "
+        "completed in 1857.",
+        "In what year was the lighthouse beside the home village of the swimmer Ysolde "
+        "Karrin completed?",
+        "1857",
+        [
+            ("Where was Ysolde Karrin born?", "Caddow", "P2"),
+            ("When was the lighthouse by Caddow completed?", "1857", "P1"),
+        ],
+        "seed",
+    ),
+    (
+        "w024",
+        "entity",
+        ["w024", "w059"],
+        "P2: the Tarvessan marl is issued by the Bank of Tarvessa; P1: its first governor "
+        "was Alsen Whitlowe.",
+        "Who was the first governor of the bank that issues the Tarvessan marl?",
+        "Alsen Whitlowe",
+        [
+            ("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
+            ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1"),
+        ],
+        "seed",
+    ),
+    (
+        "x001",
+        "date",
+        ["x001", "w073"],
+        "P1: the cooperative was founded in the year the Imbrey Dam was completed; P2: "
+        "the dam was completed on 14 October 1952. A solver must find both.",
+        "In what year was the Sull Valley Growers' Cooperative founded?",
+        "1952",
+        [
+            (
+                "When was the Sull Valley Growers' Cooperative founded?",
+                "the year the Imbrey Dam was completed",
+                "P1",
+            ),
+            ("When was the Imbrey Dam completed?", "1952", "P2"),
+        ],
+        "any",
+    ),
+]
+
+
 def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
     """Three WriteQA demos, each needing one search for a linked fact and one for the
     answer: two with the seed's entity hidden behind a fact from another passage, and last
     (nearest the model's own input) the seed's subject asked about where the seed leaves
     its date to another passage, the answer from that note."""
-    rows = [
-        (
-            "w070",
-            "date",
-            ["w070", "w037"],
-            "P2: Ysolde Karrin was born in Caddow; P1: Caddow Light, east of Caddow, was "
-            "completed in 1857.",
-            "In what year was the lighthouse beside the home village of the swimmer Ysolde "
-            "Karrin completed?",
-            "1857",
-            [
-                ("Where was Ysolde Karrin born?", "Caddow", "P2"),
-                ("When was the lighthouse by Caddow completed?", "1857", "P1"),
-            ],
-            "seed",
-        ),
-        (
-            "w024",
-            "entity",
-            ["w024", "w059"],
-            "P2: the Tarvessan marl is issued by the Bank of Tarvessa; P1: its first governor "
-            "was Alsen Whitlowe.",
-            "Who was the first governor of the bank that issues the Tarvessan marl?",
-            "Alsen Whitlowe",
-            [
-                ("Which bank issues the Tarvessan marl?", "Bank of Tarvessa", "P2"),
-                ("Who was the first governor of the Bank of Tarvessa?", "Alsen Whitlowe", "P1"),
-            ],
-            "seed",
-        ),
-        (
-            "x001",
-            "date",
-            ["x001", "w073"],
-            "P1: the cooperative was founded in the year the Imbrey Dam was completed; P2: "
-            "the dam was completed on 14 October 1952. A solver must find both.",
-            "In what year was the Sull Valley Growers' Cooperative founded?",
-            "1952",
-            [
-                (
-                    "When was the Sull Valley Growers' Cooperative founded?",
-                    "the year the Imbrey Dam was completed",
-                    "P1",
-                ),
-                ("When was the Imbrey Dam completed?", "1952", "P2"),
-            ],
-            "any",
-        ),
-    ]
     return [
         dspy.Example(
             document=clip(docs[seed]["text"], DOC_CHARS),
@@ -251,7 +255,7 @@ def write_steps(docs: dict[str, Any]) -> list[dspy.Example]:
             answer=a,
             plan=[{"sub_question": sq, "sub_answer": sa, "passage": p} for sq, sa, p in plan],
         ).with_inputs("document", "target_steps", "answer_type", "answer_from", "feedback", "notes")
-        for seed, atype, ids, why, q, a, plan, source in rows
+        for seed, atype, ids, why, q, a, plan, source in WRITES
     ]
 
 

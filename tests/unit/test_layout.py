@@ -33,3 +33,16 @@ def test_the_layout_names_no_file_that_is_gone():
     names = {p.name for d in dirs for p in (REPO / d).rglob("*.py")}
     named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", _layout()))
     assert named - names == set()
+
+
+def test_no_function_in_flows_or_modules_is_over_60_lines():
+    import ast
+
+    long = []
+    for path in [*(REPO / "flows").rglob("*.py"), *(REPO / "modules").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} {lines}")
+    assert long == []
