@@ -47,44 +47,12 @@ def llm_models_dir(models_dir) -> Path:
     return MODELS_DIR
 
 
-# The longest tests (docs/BENCHMARKS.md, "The test suite"), longest first: each worker
-# starts one of them, so none begins late and runs alone at the end with a core idle.
-LONGEST = (
-    "test_local_model_on_ten_hotpotqa_questions_over_a_real_index",
-    "test_tiny_generation_with_the_local_model_writes_every_artifact",
-    "test_a_5_mb_document_is_split_not_refused",
-    "test_local_model_bootstrap_of_the_agent",
-)
-
-
 def pytest_collection_modifyitems(config, items):
-    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked.
-    The ``LONGEST`` tests go to the head of each worker's share (``longest_first``)."""
+    """`-m "not llm"` must never need the local LLM: a test that asks for it is marked."""
     for item in items:
         wants = {"llm_models_dir", "local_lm"} & set(getattr(item, "fixturenames", ()))
         if wants and item.get_closest_marker("llm") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(wants)}: mark it llm")
-    workers = getattr(config.option, "numprocesses", None) or 1
-    items[:] = longest_first(items, int(workers) if str(workers).isdigit() else 1)
-
-
-def longest_first(items: list, workers: int) -> list:
-    """``items`` with the ``LONGEST`` tests dealt one by one to the head of each of the
-    ``workers`` contiguous shares that xdist's worksteal scheduler hands out first."""
-    rank = {name: i for i, name in enumerate(LONGEST)}
-    long = sorted((i for i in items if i.originalname in rank), key=lambda i: rank[i.originalname])
-    rest = [i for i in items if i.originalname not in rank]
-    if workers <= 1 or not long:
-        return long + rest
-    shares: list[list] = [[] for _ in range(workers)]
-    for n, item in enumerate(long):
-        shares[n % workers].append(item)
-    size = len(items) // workers  # worksteal sends each idle worker len(pending) // workers
-    out: list = []
-    for share in shares:
-        out += share + rest[: size - len(share)]
-        rest = rest[size - len(share) :]
-    return out + rest
 
 
 @pytest.fixture(scope="session")
