@@ -3,9 +3,16 @@ modules/ and every wing of modules/, and names no file that is not there."""
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 from tests.helpers import REPO
+
+
+def _sources() -> list[Path]:
+    """Every source file of flows/ and modules/."""
+    return [*(REPO / "flows").rglob("*.py"), *(REPO / "modules").rglob("*.py")]
 
 
 def _layout() -> str:
@@ -17,7 +24,7 @@ def _layout() -> str:
 
 def test_the_layout_names_every_file_of_flows_and_modules():
     block = _layout()
-    files = [*(REPO / "flows").rglob("*.py"), *(REPO / "modules").rglob("*.py")]
+    files = _sources()
     missing = [
         str(p.relative_to(REPO))
         for p in files
@@ -36,10 +43,8 @@ def test_the_layout_names_no_file_that_is_gone():
 
 
 def test_no_function_in_flows_or_modules_is_over_60_lines():
-    import ast
-
     long = []
-    for path in [*(REPO / "flows").rglob("*.py"), *(REPO / "modules").rglob("*.py")]:
+    for path in _sources():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1
