@@ -31,12 +31,21 @@ def role_lm(settings: Settings, role: str, in_flight: int = 1) -> dspy.LM:
     return build_lm(lm_config(settings, role, in_flight))
 
 
+# LM responses DSPy keeps in memory in front of its disk cache: its default (1,000,000)
+# grows with the night (a judge response is ~1-2 KB); the disk cache still holds them all
+MEMORY_CACHE_ENTRIES = 4096
+
+
 def configure_lm_cache(settings: Settings) -> Path:
-    """DSPy's disk cache under the data dir, so re-runs of identical calls are free."""
+    """DSPy's disk cache under the data dir, so re-runs of identical calls are free, with
+    a bounded in-memory tier (``MEMORY_CACHE_ENTRIES``)."""
     cache_dir = Path(settings.data_dir) / "lm_cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     dspy.configure_cache(
-        enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(cache_dir)
+        enable_disk_cache=True,
+        enable_memory_cache=True,
+        disk_cache_dir=str(cache_dir),
+        memory_max_entries=MEMORY_CACHE_ENTRIES,
     )
     return cache_dir
 
