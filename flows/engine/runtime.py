@@ -32,7 +32,8 @@ def role_lm(settings: Settings, role: str, in_flight: int = 1) -> dspy.LM:
 
 
 # LM responses DSPy keeps in memory in front of its disk cache: its default (1,000,000)
-# grows with the night (a judge response is ~1-2 KB); the disk cache still holds them all
+# grows all night (only the judge caches: one entry per distinct verdict asked); the disk
+# cache still holds them all
 MEMORY_CACHE_ENTRIES = 4096
 
 
