@@ -49,6 +49,7 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "regenerate_failed": False,
         "reask_repeats": False,
         "generator_min_searches": 0,
+        "bridge_rule": False,
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
         "field_chars": None,
         "bundled_program": False,
@@ -72,6 +73,8 @@ PROFILE_TABLE: dict[str, dict[str, Any]] = {
         "reask_repeats": True,
         # the generator searches (a name the seed links, else its title) before it may write
         "generator_min_searches": 1,
+        # a question whose answer another note holds asks the seed's subject, not that note's
+        "bridge_rule": True,
         # which pinned local model (modules/model_store.py key) each role loads
         "local_models": {"generator": "llm", "agent": "llm", "judge": "llm"},
         # maxLength of these JSON-schema fields when the local engine decodes them
@@ -110,6 +113,7 @@ KNOBS = (
     "regenerate_failed",
     "reask_repeats",
     "generator_min_searches",
+    "bridge_rule",
     "local_models",
     "field_chars",
     "bundled_program",
@@ -160,6 +164,7 @@ class SageConfig:
     regenerate_failed: bool = False
     reask_repeats: bool = False
     generator_min_searches: int = 0
+    bridge_rule: bool = False
     local_models: dict[str, str] = field(default_factory=dict)
     field_chars: dict[str, int] | None = None
     bundled_program: bool = False

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         "(a name the seed mentions beyond its title, else the title, when it would write "
         "sooner).",
     )
+    bridge_rule: bool | None = Field(
+        None,
+        description="A question whose answer only a searched passage holds must ask about "
+        "the seed's subject and not name that passage's subject (a model-free rule).",
+    )
     regenerate_failed: bool | None = Field(
         None, description="A seed whose generation failed is regenerated next round (else dropped)."
     )

@@ -14,7 +14,7 @@ from modules.programs.adapter import json_adapter
 from modules.programs.agent import passage_record
 from modules.programs.context import Shown, clip, fit_items, full_length
 from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.programs.rules import check_candidate
+from modules.programs.rules import asks_past_seed, check_candidate
 from modules.programs.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 
 _REF = re.compile(r"P(\d+)")
@@ -182,6 +182,7 @@ class Generator(dspy.Module):
         answer_source: str = "seed",
         doc_chars: int | None = None,
         min_searches: int = 0,
+        bridge_rule: bool = False,
     ):
         super().__init__()
         if answer_source not in ANSWER_SOURCES:
@@ -196,6 +197,7 @@ class Generator(dspy.Module):
         self.notes_chars = notes_chars
         self.doc_chars = doc_chars
         self.min_searches = min_searches
+        self.bridge_rule = bridge_rule
         self.research = dspy.Predict(ResearchStep)
         self.write = dspy.Predict(WriteQA)
 
@@ -320,7 +322,10 @@ class Generator(dspy.Module):
             )
 
         return write_checked(
-            predict, draft, lambda pred: {"type": "written", "reasoning": pred.reasoning}
+            predict,
+            draft,
+            lambda pred: {"type": "written", "reasoning": pred.reasoning},
+            self.bridge_rule,
         )
 
 
@@ -328,9 +333,11 @@ def write_checked(
     predict: Callable[[int, str], tuple[Any, str | None]],
     draft: Draft,
     describe: Callable[[Any], dict[str, Any]],
+    bridge_rule: bool = False,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
-    the second try) is recorded in the trace. No valid pair gives a GenResult without one."""
+    the second try; with ``bridge_rule``, ``asks_past_seed`` too) is recorded in the trace.
+    No valid pair gives a GenResult without one."""
 
     def call(retry: int, hint: str) -> tuple[Any, str | None]:
         pred, err = predict(retry, hint)
@@ -341,6 +348,8 @@ def write_checked(
     def rules(pred: Any) -> str | None:
         cand = candidate_from(pred, draft.notes, draft.answer_type)
         error = check_candidate(cand.question, cand.answer, cand.answer_type)
+        if error is None and bridge_rule:
+            error = asks_past_seed(cand.question, cand.answer, draft.notes)
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

@@ -127,6 +127,12 @@ class Reviser(dspy.Module):
         self.max_tokens = max_tokens
         self.revise = dspy.Predict(ReviseQA)
 
+    def _sampling(self, rollout_id: int | None, retry: int) -> dict[str, Any]:
+        cfg = sample_config(rollout_id, self.temperature, retry)
+        if self.max_tokens:
+            cfg["max_tokens"] = self.max_tokens
+        return cfg
+
     def forward(
         self,
         document: str,
@@ -154,15 +160,12 @@ class Reviser(dspy.Module):
             current = candidate.render()
             if hint:
                 current += f"\n(Your last revision broke a rule: {hint})"
-            cfg = sample_config(rollout_id, self.temperature, retry)
-            if self.max_tokens:
-                cfg["max_tokens"] = self.max_tokens
             return safe_predict(
                 self.revise,
                 draft.meter,
                 self.lm,
                 self.adapter,
-                cfg,
+                self._sampling(rollout_id, retry),
                 document=clip(document, self.generator.doc_chars),
                 target_steps=target_text(target_steps),
                 answer_type=draft.answer_type,
@@ -186,4 +189,5 @@ class Reviser(dspy.Module):
             predict,
             draft,
             lambda pred: {"type": "revised", "failure": failure, "analysis": pred.analysis},
+            self.generator.bridge_rule,
         )

@@ -4,6 +4,7 @@ every model): a broken rule is fed back to the writer as the reason, once."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from modules.programs.signatures import ANSWER_TYPES
 from modules.textnorm import contains_answer, normalize, numbers
@@ -64,6 +65,19 @@ _MEASURE = re.compile(
     re.I,
 )
 _VERB = re.compile(r"\b(is|was|are|were|has|had|have|will|would|can|could)\b", re.I)
+# where an answer lists parts ("1798, Vaunt Harbour"); "7,531" and "3 May 1798" are one part
+_PARTS = re.compile(r",\s+|;\s*|\s+and\s+|\s*/\s*")
+# words that carry no subject: a seed title's "The", "of" (see ``asks_past_seed``)
+_LINK_WORDS = frozenset("a an the of in on at and for to de von van".split())
+
+
+def _has_date(norm: str) -> bool:
+    words = norm.split()
+    return bool(
+        re.search(r"\b\d{1,4}(s|st|nd|rd|th)?\b", norm)
+        or set(words) & set(_MONTHS)
+        or re.search(r"\b(century|decade|bc|ad|bce|ce)\b", norm)
+    )
 
 
 def type_violation(answer: str, answer_type: str) -> str | None:
@@ -73,17 +87,48 @@ def type_violation(answer: str, answer_type: str) -> str | None:
     words = norm.split()
     if answer_type == "number" and not (numbers(answer) or _NUMBER_WORDS & set(words)):
         return "a number answer must contain a number"
-    if answer_type == "date" and not (
-        re.search(r"\b\d{1,4}(s|st|nd|rd|th)?\b", norm)
-        or set(words) & set(_MONTHS)
-        or re.search(r"\b(century|decade|bc|ad|bce|ce)\b", norm)
-    ):
-        return "a date answer must contain a day, month or year"
+    if answer_type == "date":
+        if not _has_date(norm):
+            return "a date answer must contain a day, month or year"
+        if not all(_has_date(normalize(part)) for part in _PARTS.split(answer) if part.strip()):
+            return "a date answer must be the date alone, not a date and a name"
     if answer_type == "entity":
         if _MEASURE.match(answer):
             return "an entity answer must be a name, not a measurement"
         if len(words) > 3 and (_VERB.search(answer) or answer.rstrip().endswith(".")):
             return "an entity answer must be a name, not a sentence"
+    return None
+
+
+def _subject_words(title: str) -> set[str]:
+    return {w for w in normalize(title).split() if w not in _LINK_WORDS}
+
+
+def asks_past_seed(question: str, answer: str, notes: list[dict[str, Any]]) -> str | None:
+    """Why a question skips its seed (the small profile's bridge rule), or None. When the
+    answer is not in the seed document (P1) but in a note found by search, the question
+    must ask about the seed's subject (name at least half of its title's words) and must
+    not name that note's subject (all of its title's words): else one search of the named
+    subject answers it, and the seed's link is never followed."""
+    if not notes or contains_answer(notes[0]["text"], answer):
+        return None
+    holders = [n for n in notes[1:] if contains_answer(n["text"], answer)]
+    if not holders:
+        return None
+    asked = set(normalize(question).split())
+    seed = _subject_words(notes[0]["title"])
+    for note in holders:
+        words = _subject_words(note["title"])
+        if words and words <= asked and not words <= seed:
+            return (
+                f"the question names {note['title']}, whose passage gives the answer: ask "
+                f"about {notes[0]['title']} and leave {note['title']} for the search to find"
+            )
+    if seed and len(seed & asked) * 2 < len(seed):
+        return (
+            f"the answer comes from another passage, so the question must ask about the "
+            f"seed's subject, {notes[0]['title']}"
+        )
     return None
 
 

@@ -216,6 +216,7 @@ class Sage(dspy.Module):
             answer_source=cfg.answer_source,
             doc_chars=cfg.doc_chars,
             min_searches=min(cfg.generator_min_searches, cfg.generator_searches),
+            bridge_rule=cfg.bridge_rule,
         )
         reviser = cfg.role("reviser")
         self.reviser = Reviser(

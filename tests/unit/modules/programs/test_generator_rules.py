@@ -62,3 +62,20 @@ LONG_Q = "Which " + "very " * 60 + "old village is the largest?"
 def test_rules_for_what_every_model_gets_wrong(question, answer, answer_type, error):
     got = check_candidate(question, answer, answer_type)
     assert got is None if error is None else (got is not None and error in got), got
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        # the demo's seed 1, round 0 (issue #25): a two-part question's answer
+        ("1798, Vaunt Harbour", "the date alone"),
+        ("1798 and Vaunt Harbour", "the date alone"),
+        ("30 November 1798", None),
+        ("March 3, 1798", None),
+        ("1620 and 1847", None),
+        ("the 1880s", None),
+    ],
+)
+def test_a_date_answer_holds_no_name_beside_the_date(answer, error):
+    got = check_candidate("When was the Treaty of Vaunt signed?", answer, "date")
+    assert got is None if error is None else (got is not None and error in got), got

@@ -65,8 +65,9 @@ WRONG_JUDGE = {"extracted_answer": "Bo Lund", "reasoning": "scripted", "correct"
 def sage_of(gen_lm, agent_lm, judge_lm, profile="small", **cfg) -> Sage:
     """A Sage on the toy passages with these LMs, under ``profile`` with ``cfg`` knobs. The
     scripts write without research (the required first search under ``small`` has its own
-    tests in test_generator_min_searches.py), so ``generator_min_searches`` is 0 here."""
-    config = profile_config(profile, **{"generator_min_searches": 0, **cfg})
+    tests in test_generator_min_searches.py), so ``generator_min_searches`` is 0 here; their
+    toy questions are not bridges, so ``bridge_rule`` (test_bridge_rule.py) is off."""
+    config = profile_config(profile, **{"generator_min_searches": 0, "bridge_rule": False, **cfg})
     retriever = OverlapRetriever(TOY_PASSAGES + MARKERS)
     return Sage(retriever, SageLMs(gen_lm, agent_lm, judge_lm), config)
 

@@ -1,0 +1,124 @@
+"""The small profile's bridge rule (`bridge_rule`): a question whose answer only a searched
+passage holds must ask about the seed's subject, not name that passage's subject. The cases
+are the demo's one-hop questions of issue #25 (docs/BENCHMARKS.md, "The CPU demo")."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from modules.config import profile_config
+from modules.index.passages import Passage
+from modules.programs.adapter import json_adapter
+from modules.programs.generator import Generator
+from modules.programs.rules import asks_past_seed
+from tests.helpers import OverlapRetriever, ScriptedLM
+
+SEED_TEXT = (
+    "The Tollins Reach Corn Exchange is a covered market hall of Halden Mor. It was opened "
+    "in the year the Treaty of Vaunt was signed."
+)
+NOTES = [
+    {"ref": "P1", "id": "w086", "title": "Tollins Reach Corn Exchange", "text": SEED_TEXT},
+    {
+        "ref": "P2",
+        "id": "w048",
+        "title": "Treaty of Vaunt",
+        "text": "The Treaty of Vaunt ended the War of the Nets. It was signed on 30 November 1798.",
+    },
+    {"ref": "P3", "id": "w002", "title": "Halden Mor", "text": "Halden Mor has 702,000 people."},
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "error"),
+    [
+        # seeds 0 and 2, round 0: the year's own passage asked about directly
+        (
+            "In what year did the Treaty of Vaunt end the War of the Nets?",
+            "1798",
+            "names Treaty of Vaunt",
+        ),
+        # seed 2, round 1: the seed's subject left out
+        ("In which year did the War of the Nets end?", "1798", "seed's subject"),
+        # both named: still one search of the treaty answers it
+        (
+            "In what year was the Tollins Reach Corn Exchange, opened when the Treaty of Vaunt "
+            "was signed, built?",
+            "1798",
+            "names Treaty of Vaunt",
+        ),
+        # the two-search question the demo is for
+        ("In what year was the Tollins Reach Corn Exchange opened?", "1798", None),
+        ("When did the Corn Exchange of Tollins Reach open?", "1798", None),
+        # an answer the seed holds: the rule does not apply
+        ("Which region is the Tollins Reach Corn Exchange in?", "Halden Mor", None),
+        # an answer no note holds is the judge's business, not this rule's
+        ("In what year did the Treaty of Vaunt end?", "1801", None),
+    ],
+)
+def test_a_question_must_go_through_the_seed(question, answer, error):
+    got = asks_past_seed(question, answer, NOTES)
+    assert got is None if error is None else (got is not None and error in got), got
+
+
+PASSAGES = [Passage(n["id"], n["id"], n["title"], n["text"]) for n in NOTES]
+ONE_HOP = {
+    "reasoning": "P2 gives the treaty's year.",
+    "question": "In what year did the Treaty of Vaunt end the War of the Nets?",
+    "answer": "1798",
+    "plan": [
+        {"sub_question": "When was the treaty signed?", "sub_answer": "1798", "passage": "P2"}
+    ],
+}
+TWO_HOP = {
+    **ONE_HOP,
+    "question": "In what year was the Tollins Reach Corn Exchange opened?",
+}
+SEARCH = {
+    "reasoning": "P1 gives no year: search the treaty",
+    "action": "search",
+    "query": "Treaty of Vaunt",
+}
+WRITE = {"reasoning": "enough", "action": "write", "query": ""}
+
+
+def _write(bridge_rule: bool) -> tuple[object, ScriptedLM]:
+    lm = ScriptedLM([SEARCH, WRITE, ONE_HOP, TWO_HOP])
+    gen = Generator(
+        OverlapRetriever(PASSAGES),
+        lm,
+        json_adapter(),
+        k=2,
+        max_searches=2,
+        answer_source="any",
+        bridge_rule=bridge_rule,
+    )
+    with dspy.context(lm=lm):
+        res = gen(
+            document=f"{NOTES[0]['title']}\n{SEED_TEXT}",
+            target_steps=2,
+            doc_id="w086",
+            answer_type="date",
+        )
+    return res, lm
+
+
+def test_the_generator_feeds_the_rule_back_and_keeps_the_rewrite():
+    res, lm = _write(bridge_rule=True)
+    written = [t for t in res.trace if t["type"] == "written"]
+    assert "names Treaty of Vaunt" in written[0]["rule_violation"]
+    assert written[1]["rule_violation"] is None
+    assert res.candidate.question == TWO_HOP["question"]
+    assert "leave Treaty of Vaunt for the search" in lm.prompts[-1]  # the hint reached it
+
+
+def test_without_the_rule_the_one_hop_question_stands():
+    res, lm = _write(bridge_rule=False)
+    assert res.candidate.question == ONE_HOP["question"]
+    assert lm.calls == 3
+
+
+def test_the_rule_is_small_only():
+    assert profile_config("small").bridge_rule is True
+    assert profile_config("paper").bridge_rule is False
