@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import dspy
+from pydantic_core import core_schema
 
 from modules.index.passages import Retriever
 from modules.programs.adapter import json_adapter
@@ -54,6 +56,7 @@ class Draft:
     answer_type: str = "entity"
     feedback: str = "none"
     rollout_id: int | None = None
+    must_name: str = ""  # a name the next written question must hold (``named_question``)
     notes: list[dict[str, Any]] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     meter: Meter = field(default_factory=Meter)
@@ -157,6 +160,37 @@ def bridge_name(
     probed = {n: sum(p.id not in near for p in retriever.search(n, k=k)) for n in names}
     best = max(names, key=lambda n: probed[n])  # max keeps the first of equal scores
     return best, probed
+
+
+_PATTERN_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}-])")
+_FREE_TEXT = r'[^?"\\]{0,100}'  # question text around the name: no '?', quote or backslash
+
+
+def subject_name(title: str) -> str:
+    """A seed title as a question names it ("Mercury (planet)" -> "Mercury")."""
+    return re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
+
+
+@lru_cache(maxsize=256)
+def _naming(signature: Any, name: str) -> Any:
+    literal = _PATTERN_SPECIAL.sub(r"\\\1", name)
+    pattern = "^" + _FREE_TEXT + literal + _FREE_TEXT + r"\?$"
+
+    class NamedQuestion(str):
+        @classmethod
+        def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
+            return core_schema.str_schema(pattern=pattern)
+
+    return signature.with_updated_fields(
+        "question", type_=NamedQuestion, desc=f"a question that names {name}"
+    )
+
+
+def named_question(signature: Any, name: str) -> dict[str, Any]:
+    """The predictor inputs that make the written ``question`` name ``name`` (a JSON-schema
+    pattern, which llama.cpp's grammar enforces: the small profile's retry after the bridge
+    rule, see ``asks_past_seed``); no name gives no inputs."""
+    return {"signature": _naming(signature, name)} if name else {}
 
 
 class Generator(dspy.Module):
@@ -311,6 +345,7 @@ class Generator(dspy.Module):
                 self.lm,
                 self.adapter,
                 sample_config(draft.rid(900 + retry), None, retry),
+                **named_question(self.write.signature, draft.must_name),
                 document=clip(draft.document, self.doc_chars),
                 target_steps=target_text(draft.target_steps),
                 answer_type=draft.answer_type,
@@ -336,8 +371,8 @@ def write_checked(
     bridge_rule: bool = False,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
-    the second try; with ``bridge_rule``, ``asks_past_seed`` too) is recorded in the trace.
-    No valid pair gives a GenResult without one."""
+    the second try; with ``bridge_rule``, ``asks_past_seed`` too, and its retry must name
+    the seed's subject) is recorded in the trace. No valid pair gives a GenResult without one."""
 
     def call(retry: int, hint: str) -> tuple[Any, str | None]:
         pred, err = predict(retry, hint)
@@ -350,6 +385,8 @@ def write_checked(
         error = check_candidate(cand.question, cand.answer, cand.answer_type)
         if error is None and bridge_rule:
             error = asks_past_seed(cand.question, cand.answer, draft.notes)
+            if error:  # the retry's question must name the seed's subject
+                draft.must_name = subject_name(draft.notes[0]["title"])
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

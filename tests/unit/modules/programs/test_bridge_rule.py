@@ -122,3 +122,29 @@ def test_without_the_rule_the_one_hop_question_stands():
 def test_the_rule_is_small_only():
     assert profile_config("small").bridge_rule is True
     assert profile_config("paper").bridge_rule is False
+
+
+def test_the_retry_after_the_rule_must_name_the_seed_subject():
+    """The second write's output schema holds a pattern naming the seed's subject (the
+    local engine's grammar enforces it: tests/e2e/modules/programs/test_named_question.py)."""
+    res, lm = _write(bridge_rule=True)
+    assert "a question that names Tollins Reach Corn Exchange" in lm.systems[-1]
+    assert "a question that names" not in lm.systems[-2]  # the first write is free
+
+
+def test_the_named_question_schema_and_its_validation():
+    from dspy.adapters.json_adapter import _get_structured_outputs_response_format
+    from pydantic import TypeAdapter, ValidationError
+
+    from modules.programs.generator import named_question, subject_name
+    from modules.programs.signatures import WriteQA
+
+    assert named_question(WriteQA, "") == {}
+    sig = named_question(WriteQA, subject_name("Mercury (planet)"))["signature"]
+    prop = _get_structured_outputs_response_format(sig).model_json_schema()["properties"]
+    assert prop["question"]["pattern"] == '^[^?"\\\\]{0,100}Mercury[^?"\\\\]{0,100}\\?$'
+    named = named_question(WriteQA, "Tollins Reach Corn Exchange")["signature"]
+    check = TypeAdapter(named.output_fields["question"].annotation)
+    assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
+    with pytest.raises(ValidationError):
+        check.validate_python(ONE_HOP["question"])
