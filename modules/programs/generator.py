@@ -16,7 +16,7 @@ from modules.programs.adapter import json_adapter
 from modules.programs.agent import passage_record
 from modules.programs.context import Shown, clip, fit_items, full_length
 from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.programs.rules import asks_past_seed, check_candidate
+from modules.programs.rules import asks_past_seed, check_candidate, names_subject
 from modules.programs.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 
 _REF = re.compile(r"P(\d+)")
@@ -361,6 +361,7 @@ class Generator(dspy.Module):
             draft,
             lambda pred: {"type": "written", "reasoning": pred.reasoning},
             self.bridge_rule,
+            name_after_any_rule=self.bridge_rule,  # a revision may hide the name on purpose
         )
 
 
@@ -369,10 +370,13 @@ def write_checked(
     draft: Draft,
     describe: Callable[[Any], dict[str, Any]],
     bridge_rule: bool = False,
+    name_after_any_rule: bool = False,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
-    the second try; with ``bridge_rule``, ``asks_past_seed`` too, and its retry must name
-    the seed's subject) is recorded in the trace. No valid pair gives a GenResult without one."""
+    the second try) is recorded in the trace. With ``bridge_rule``, ``asks_past_seed`` is a
+    rule too, and a retry after it (after any rule, with ``name_after_any_rule``, when the
+    broken question did not name the seed's subject) must name the seed's subject. No valid
+    pair gives a GenResult without one."""
 
     def call(retry: int, hint: str) -> tuple[Any, str | None]:
         pred, err = predict(retry, hint)
@@ -383,10 +387,11 @@ def write_checked(
     def rules(pred: Any) -> str | None:
         cand = candidate_from(pred, draft.notes, draft.answer_type)
         error = check_candidate(cand.question, cand.answer, cand.answer_type)
-        if error is None and bridge_rule:
-            error = asks_past_seed(cand.question, cand.answer, draft.notes)
-            if error:  # the retry's question must name the seed's subject
-                draft.must_name = subject_name(draft.notes[0]["title"])
+        bridge = asks_past_seed(cand.question, cand.answer, draft.notes) if bridge_rule else None
+        error = error or bridge
+        title = draft.notes[0]["title"]
+        if bridge or (error and name_after_any_rule and not names_subject(cand.question, title)):
+            draft.must_name = subject_name(title)  # the retry's question must name it
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

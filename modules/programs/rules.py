@@ -104,6 +104,12 @@ def _subject_words(title: str) -> set[str]:
     return {w for w in normalize(title).split() if w not in _LINK_WORDS}
 
 
+def names_subject(question: str, title: str) -> bool:
+    """Whether a question names a subject: at least half of its title's words."""
+    words = _subject_words(title)
+    return not words or len(words & set(normalize(question).split())) * 2 >= len(words)
+
+
 def asks_past_seed(question: str, answer: str, notes: list[dict[str, Any]]) -> str | None:
     """Why a question skips its seed (the small profile's bridge rule), or None. When the
     answer is not in the seed document (P1) but in a note found by search, the question
@@ -124,7 +130,7 @@ def asks_past_seed(question: str, answer: str, notes: list[dict[str, Any]]) -> s
                 f"the question names {note['title']}, whose passage gives the answer: ask "
                 f"about {notes[0]['title']} and leave {note['title']} for the search to find"
             )
-    if seed and len(seed & asked) * 2 < len(seed):
+    if not names_subject(question, notes[0]["title"]):
         return (
             f"the answer comes from another passage, so the question must ask about the "
             f"seed's subject, {notes[0]['title']}"

@@ -148,3 +148,35 @@ def test_the_named_question_schema_and_its_validation():
     assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
     with pytest.raises(ValidationError):
         check.validate_python(ONE_HOP["question"])
+
+
+def test_a_generator_retry_after_any_rule_names_the_seed_subject():
+    """The demo's seed 0 (issue #25): a three-part question broke the date rule, and its
+    free retry asked about the treaty; a question that skipped the seed's subject is
+    retried naming it, whichever rule it broke."""
+    three_parts = {
+        **ONE_HOP,
+        "question": "When was the Treaty of Vaunt signed, and what ended the War of the Nets?",
+        "answer": "1798, the War of the Nets",
+    }
+    lm = ScriptedLM([SEARCH, WRITE, three_parts, TWO_HOP])
+    gen = Generator(
+        OverlapRetriever(PASSAGES),
+        lm,
+        json_adapter(),
+        k=2,
+        max_searches=2,
+        answer_source="any",
+        bridge_rule=True,
+    )
+    with dspy.context(lm=lm):
+        res = gen(
+            document=f"{NOTES[0]['title']}\n{SEED_TEXT}",
+            target_steps=2,
+            doc_id="w086",
+            answer_type="date",
+        )
+    written = [t for t in res.trace if t["type"] == "written"]
+    assert "the date alone" in written[0]["rule_violation"]
+    assert "a question that names Tollins Reach Corn Exchange" in lm.systems[-1]
+    assert res.candidate.question == TWO_HOP["question"]
