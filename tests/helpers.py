@@ -138,21 +138,18 @@ class ScriptedLM(DummyLM):
     """DummyLM answering `outputs` in order, formatted as the JSON adapter expects.
 
     A dict {"__raw__": text} is returned verbatim (to script malformed output). `prompts`
-    records the last user message of every call, `systems` its system message; `calls`
-    counts them.
+    records the last user message of every call; `calls` counts them.
     """
 
     def __init__(self, outputs: list[dict[str, Any]]):
         super().__init__(list(outputs), adapter=dspy.JSONAdapter())
         self.n_scripted = len(outputs)
         self.prompts: list[str] = []
-        self.systems: list[str] = []
         engine = self._engine_spec
         inner = engine._complete_messages
 
         def record(messages):
             self.prompts.append(messages[-1]["content"])
-            self.systems.append(messages[0]["content"])
             return inner(messages)
 
         engine._complete_messages = record

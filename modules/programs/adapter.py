@@ -40,6 +40,8 @@ class SageJSONAdapter(dspy.JSONAdapter):
         return text
 
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
+        if "response_format" in lm_kwargs:
+            return  # the caller's own (a constrained retry: generator.named_question)
         key = (signature, self.use_native_function_calling, *self._lm_capabilities(lm, lm_kwargs))
         with self._lock:
             cached = self._formats.get(key)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import dspy
+from dspy.adapters.json_adapter import _get_structured_outputs_response_format
 from pydantic_core import core_schema
 
 from modules.index.passages import Retriever
@@ -163,7 +164,9 @@ def bridge_name(
 
 
 _PATTERN_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}-])")
-_FREE_TEXT = r'[^?"\\]{0,100}'  # question text around the name: no '?', quote or backslash
+# question text before and after the name (no '?', quote or backslash): the name comes
+# early, and what follows is too short to restate the bridge ("... the year X was signed")
+_BEFORE, _AFTER = r'[^?"\\]{0,40}', r'[^?"\\]{0,60}'
 
 
 def subject_name(title: str) -> str:
@@ -174,23 +177,23 @@ def subject_name(title: str) -> str:
 @lru_cache(maxsize=256)
 def _naming(signature: Any, name: str) -> Any:
     literal = _PATTERN_SPECIAL.sub(r"\\\1", name)
-    pattern = "^" + _FREE_TEXT + literal + _FREE_TEXT + r"\?$"
+    pattern = "^" + _BEFORE + literal + _AFTER + r"\?$"
 
     class NamedQuestion(str):
         @classmethod
         def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
             return core_schema.str_schema(pattern=pattern)
 
-    return signature.with_updated_fields(
-        "question", type_=NamedQuestion, desc=f"a question that names {name}"
-    )
+    named = signature.with_updated_fields("question", type_=NamedQuestion)
+    return _get_structured_outputs_response_format(named)
 
 
 def named_question(signature: Any, name: str) -> dict[str, Any]:
-    """The predictor inputs that make the written ``question`` name ``name`` (a JSON-schema
-    pattern, which llama.cpp's grammar enforces: the small profile's retry after the bridge
-    rule, see ``asks_past_seed``); no name gives no inputs."""
-    return {"signature": _naming(signature, name)} if name else {}
+    """The LM config that makes ``signature``'s written ``question`` name ``name``: its
+    response format with a JSON-schema pattern on the question, which llama.cpp's grammar
+    enforces, while the prompt stays the signature's (the cached prefix is reused). The
+    small profile's retry after the bridge rule (``asks_past_seed``); no name: nothing."""
+    return {"response_format": _naming(signature, name)} if name else {}
 
 
 class Generator(dspy.Module):
@@ -344,8 +347,8 @@ class Generator(dspy.Module):
                 draft.meter,
                 self.lm,
                 self.adapter,
-                sample_config(draft.rid(900 + retry), None, retry),
-                **named_question(self.write.signature, draft.must_name),
+                sample_config(draft.rid(900 + retry), None, retry)
+                | named_question(self.write.signature, draft.must_name),
                 document=clip(draft.document, self.doc_chars),
                 target_steps=target_text(draft.target_steps),
                 answer_type=draft.answer_type,

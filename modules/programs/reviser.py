@@ -166,8 +166,8 @@ class Reviser(dspy.Module):
                 draft.meter,
                 self.lm,
                 self.adapter,
-                self._sampling(rollout_id, retry),
-                **named_question(self.revise.signature, draft.must_name),
+                self._sampling(rollout_id, retry)
+                | named_question(self.revise.signature, draft.must_name),
                 document=clip(document, self.generator.doc_chars),
                 target_steps=target_text(target_steps),
                 answer_type=draft.answer_type,

@@ -83,8 +83,26 @@ SEARCH = {
 WRITE = {"reasoning": "enough", "action": "write", "query": ""}
 
 
-def _write(bridge_rule: bool) -> tuple[object, ScriptedLM]:
-    lm = ScriptedLM([SEARCH, WRITE, ONE_HOP, TWO_HOP])
+def _spy(gen: Generator) -> list[dict]:
+    """The LM config of every call of the generator's WriteQA predictor."""
+    configs: list[dict] = []
+    forward = gen.write.forward
+
+    def spy(**kwargs):
+        configs.append(dict(kwargs.get("config") or {}))
+        return forward(**kwargs)
+
+    gen.write.forward = spy
+    return configs
+
+
+def _pattern(config: dict) -> str | None:
+    fmt = config.get("response_format")
+    return fmt.model_json_schema()["properties"]["question"].get("pattern") if fmt else None
+
+
+def _write(bridge_rule: bool, script: list[dict] | None = None) -> tuple[object, list[dict]]:
+    lm = ScriptedLM(script or [SEARCH, WRITE, ONE_HOP, TWO_HOP])
     gen = Generator(
         OverlapRetriever(PASSAGES),
         lm,
@@ -94,6 +112,7 @@ def _write(bridge_rule: bool) -> tuple[object, ScriptedLM]:
         answer_source="any",
         bridge_rule=bridge_rule,
     )
+    configs = _spy(gen)
     with dspy.context(lm=lm):
         res = gen(
             document=f"{NOTES[0]['title']}\n{SEED_TEXT}",
@@ -101,22 +120,22 @@ def _write(bridge_rule: bool) -> tuple[object, ScriptedLM]:
             doc_id="w086",
             answer_type="date",
         )
-    return res, lm
+    return res, configs
 
 
 def test_the_generator_feeds_the_rule_back_and_keeps_the_rewrite():
-    res, lm = _write(bridge_rule=True)
+    res, configs = _write(bridge_rule=True)
     written = [t for t in res.trace if t["type"] == "written"]
     assert "names Treaty of Vaunt" in written[0]["rule_violation"]
     assert written[1]["rule_violation"] is None
     assert res.candidate.question == TWO_HOP["question"]
-    assert "leave Treaty of Vaunt for the search" in lm.prompts[-1]  # the hint reached it
+    assert len(configs) == 2
 
 
 def test_without_the_rule_the_one_hop_question_stands():
-    res, lm = _write(bridge_rule=False)
+    res, configs = _write(bridge_rule=False)
     assert res.candidate.question == ONE_HOP["question"]
-    assert lm.calls == 3
+    assert len(configs) == 1 and _pattern(configs[0]) is None
 
 
 def test_the_rule_is_small_only():
@@ -125,58 +144,37 @@ def test_the_rule_is_small_only():
 
 
 def test_the_retry_after_the_rule_must_name_the_seed_subject():
-    """The second write's output schema holds a pattern naming the seed's subject (the
+    """The second write's response format holds a pattern naming the seed's subject (the
     local engine's grammar enforces it: tests/e2e/modules/programs/test_named_question.py)."""
-    res, lm = _write(bridge_rule=True)
-    assert "a question that names Tollins Reach Corn Exchange" in lm.systems[-1]
-    assert "a question that names" not in lm.systems[-2]  # the first write is free
-
-
-def test_the_named_question_schema_and_its_validation():
-    from dspy.adapters.json_adapter import _get_structured_outputs_response_format
-    from pydantic import TypeAdapter, ValidationError
-
-    from modules.programs.generator import named_question, subject_name
-    from modules.programs.signatures import WriteQA
-
-    assert named_question(WriteQA, "") == {}
-    sig = named_question(WriteQA, subject_name("Mercury (planet)"))["signature"]
-    prop = _get_structured_outputs_response_format(sig).model_json_schema()["properties"]
-    assert prop["question"]["pattern"] == '^[^?"\\\\]{0,100}Mercury[^?"\\\\]{0,100}\\?$'
-    named = named_question(WriteQA, "Tollins Reach Corn Exchange")["signature"]
-    check = TypeAdapter(named.output_fields["question"].annotation)
-    assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
-    with pytest.raises(ValidationError):
-        check.validate_python(ONE_HOP["question"])
+    _res, configs = _write(bridge_rule=True)
+    assert _pattern(configs[0]) is None  # the first write is free
+    assert "Tollins Reach Corn Exchange" in _pattern(configs[1])
 
 
 def test_a_generator_retry_after_any_rule_names_the_seed_subject():
     """The demo's seed 0 (issue #25): a three-part question broke the date rule, and its
     free retry asked about the treaty; a question that skipped the seed's subject is
     retried naming it, whichever rule it broke."""
-    three_parts = {
-        **ONE_HOP,
-        "question": "When was the Treaty of Vaunt signed, and what ended the War of the Nets?",
-        "answer": "1798, the War of the Nets",
-    }
-    lm = ScriptedLM([SEARCH, WRITE, three_parts, TWO_HOP])
-    gen = Generator(
-        OverlapRetriever(PASSAGES),
-        lm,
-        json_adapter(),
-        k=2,
-        max_searches=2,
-        answer_source="any",
-        bridge_rule=True,
-    )
-    with dspy.context(lm=lm):
-        res = gen(
-            document=f"{NOTES[0]['title']}\n{SEED_TEXT}",
-            target_steps=2,
-            doc_id="w086",
-            answer_type="date",
-        )
+    question = "When was the Treaty of Vaunt signed, and what ended the War of the Nets?"
+    three_parts = {**ONE_HOP, "question": question, "answer": "1798, the War of the Nets"}
+    res, configs = _write(True, [SEARCH, WRITE, three_parts, TWO_HOP])
     written = [t for t in res.trace if t["type"] == "written"]
     assert "the date alone" in written[0]["rule_violation"]
-    assert "a question that names Tollins Reach Corn Exchange" in lm.systems[-1]
+    assert "Tollins Reach Corn Exchange" in _pattern(configs[1])
     assert res.candidate.question == TWO_HOP["question"]
+
+
+def test_the_named_question_schema_and_its_validation():
+    from pydantic import TypeAdapter, ValidationError
+
+    from modules.programs.generator import named_question, subject_name
+    from modules.programs.signatures import WriteQA
+
+    assert named_question(WriteQA, "") == {}
+    mercury = named_question(WriteQA, subject_name("Mercury (planet)"))
+    assert _pattern(mercury) == '^[^?"\\\\]{0,40}Mercury[^?"\\\\]{0,60}\\?$'
+    fmt = named_question(WriteQA, "Tollins Reach Corn Exchange")["response_format"]
+    check = TypeAdapter(fmt.model_fields["question"].annotation)
+    assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
+    with pytest.raises(ValidationError):
+        check.validate_python(ONE_HOP["question"])
