@@ -164,9 +164,10 @@ def bridge_name(
 
 
 _PATTERN_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}-])")
-# question text before and after the name (no '?', quote or backslash): the name comes
-# early, and what follows is too short to restate the bridge ("... the year X was signed")
-_BEFORE, _AFTER = r'[^?"\\]{0,40}', r'[^?"\\]{0,60}'
+# question text before and after the name (no '?', quote or backslash): the name starts
+# the question or follows a few words and a space ("In what year was the "), and what
+# follows is too short to restate the bridge (", opened the year the Treaty of X was signed")
+_BEFORE, _AFTER = r'([^?"\\]{0,29} )?', r'[^?"\\]{0,40}'
 
 
 def subject_name(title: str) -> str:

@@ -172,9 +172,16 @@ def test_the_named_question_schema_and_its_validation():
 
     assert named_question(WriteQA, "") == {}
     mercury = named_question(WriteQA, subject_name("Mercury (planet)"))
-    assert _pattern(mercury) == '^[^?"\\\\]{0,40}Mercury[^?"\\\\]{0,60}\\?$'
+    assert _pattern(mercury) == '^([^?"\\\\]{0,29} )?Mercury[^?"\\\\]{0,40}\\?$'
     fmt = named_question(WriteQA, "Tollins Reach Corn Exchange")["response_format"]
     check = TypeAdapter(fmt.model_fields["question"].annotation)
     assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
-    with pytest.raises(ValidationError):
-        check.validate_python(ONE_HOP["question"])
+    for bad in (
+        ONE_HOP["question"],
+        # the demo's constrained retries (issue #25): the name jammed in after the treaty
+        "In what year was the Treaty of Vaunt theTollins Reach Corn Exchange opened?",
+        "What was the treaty that ended the War of the Nets and made it possible for farmers "
+        "to hTollins Reach Corn Exchange?",
+    ):
+        with pytest.raises(ValidationError):
+            check.validate_python(bad)
