@@ -164,10 +164,10 @@ def bridge_name(
 
 
 _PATTERN_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}-])")
-# question text before and after the name (no '?', quote or backslash): the name starts
-# the question or follows a few words and a space ("In what year was the "), and what
-# follows is too short to restate the bridge (", opened the year the Treaty of X was signed")
-_BEFORE, _AFTER = r'([^?"\\]{0,29} )?', r'[^?"\\]{0,40}'
+# the words before the name: none, or a capitalised first word and up to eight lower-case
+# ones ("In what year was the "), so no other name ("the Treaty of Vaunt, ", "Treatyof ")
+# comes first; after it, too few characters to restate the bridge (no '?', quote, backslash)
+_BEFORE, _AFTER = r"([A-Z][a-z]*( [a-z]+){0,8} )?", r'[^?"\\]{0,40}'
 
 
 def subject_name(title: str) -> str:

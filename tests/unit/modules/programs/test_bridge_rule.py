@@ -172,16 +172,24 @@ def test_the_named_question_schema_and_its_validation():
 
     assert named_question(WriteQA, "") == {}
     mercury = named_question(WriteQA, subject_name("Mercury (planet)"))
-    assert _pattern(mercury) == '^([^?"\\\\]{0,29} )?Mercury[^?"\\\\]{0,40}\\?$'
+    assert _pattern(mercury) == '^([A-Z][a-z]*( [a-z]+){0,8} )?Mercury[^?"\\\\]{0,40}\\?$'
     fmt = named_question(WriteQA, "Tollins Reach Corn Exchange")["response_format"]
     check = TypeAdapter(fmt.model_fields["question"].annotation)
-    assert check.validate_python(TWO_HOP["question"]) == TWO_HOP["question"]
+    for good in (
+        TWO_HOP["question"],
+        "Tollins Reach Corn Exchange opened in which year?",
+        "How many people live in the town of Tollins Reach Corn Exchange's square?",
+    ):
+        assert check.validate_python(good) == good
     for bad in (
         ONE_HOP["question"],
         # the demo's constrained retries (issue #25): the name jammed in after the treaty
         "In what year was the Treaty of Vaunt theTollins Reach Corn Exchange opened?",
         "What was the treaty that ended the War of the Nets and made it possible for farmers "
         "to hTollins Reach Corn Exchange?",
+        # this session's bench (seeds 0-2, and the reviser of seed 2): another name first
+        "In what year did the Treatyof Tollins Reach Corn Exchange open?",
+        "When was the Treaty of Vaunt, Tollins Reach Corn Exchange's opening year, signed?",
     ):
         with pytest.raises(ValidationError):
             check.validate_python(bad)
