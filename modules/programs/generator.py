@@ -163,6 +163,8 @@ def bridge_name(
     return best, probed
 
 
+# escapes only the regex metacharacters (re.escape also escapes spaces and quotes, which
+# the llama.cpp pattern converter does not need; that variant was not tried against it)
 _PATTERN_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}-])")
 # the words before the name: none, or a capitalised first word and up to eight lower-case
 # ones ("In what year was the "), so no other name ("the Treaty of Vaunt, ", "Treatyof ")
