@@ -32,9 +32,9 @@ def _reason(r: dict[str, Any], best: Attempt | None) -> str:
 
 
 def showcase(run_dir: Path) -> dict[str, Any] | None:
-    """The accepted item (question, answer, S, fewest-search queries), else the best
-    candidate (most right attempts, then the latest round) with ``reason``; None if no
-    round was written."""
+    """The accepted item (question, answer, S, fewest-search queries and which of them
+    counted), else the best candidate (most right attempts, then the latest round) with
+    ``reason``; None if no round was written."""
     rounds = _rounds(run_dir)
     if not rounds:
         return None
@@ -47,6 +47,7 @@ def showcase(run_dir: Path) -> dict[str, Any] | None:
     attempts = [Attempt.from_dict(a) for a in top.get("attempts") or []]
     best = fewest_searches(attempts)
     shown = best or (attempts[0] if attempts else None)
+    searches = [t for t in (shown.trace if shown else []) if t["type"] == "search"]
     cand = top.get("candidate") or {}
     item = {
         "seed_id": top["seed_id"],
@@ -56,7 +57,8 @@ def showcase(run_dir: Path) -> dict[str, Any] | None:
         "answer": cand.get("answer"),
         "target_steps": top.get("target_steps"),
         "searches": best.n_searches if best else None,
-        "queries": [t["query"] for t in (shown.trace if shown else []) if t["type"] == "search"],
+        "queries": [t["query"] for t in searches],
+        "counted": [t.get("new", True) for t in searches],
         "agent_answer": shown.answer if shown else None,
     }
     if top["status"] != Status.ACCEPTED:
@@ -79,5 +81,9 @@ def showcase_lines(item: dict[str, Any] | None) -> str:
         lines.append(f"  S={item['target_steps']}, solved in {item['searches']} searches:")
     elif item["queries"]:
         lines.append(f"  an attempt searched (and answered {item['agent_answer']!r}):")
-    lines += [f"    {i}. {q}" for i, q in enumerate(item["queries"], start=1)]
+    counted = item.get("counted") or [True] * len(item["queries"])
+    lines += [
+        f"    {i}. {q}" + ("" if new else "  (repeat: retrieved nothing new, not counted)")
+        for i, (q, new) in enumerate(zip(item["queries"], counted, strict=True), start=1)
+    ]
     return "\n".join(lines)

@@ -40,6 +40,20 @@ def test_the_accepted_item_with_its_fewest_search_queries(tmp_path):
     assert "S=2, solved in 2 searches:" in text and "2. population of Brennick?" in text
 
 
+def test_a_repeated_search_is_shown_as_not_counted(tmp_path):
+    """The demo's fresh run showed 3 queries under "solved in 2 searches" (query 3 repeated
+    query 1): the repeat is marked so the list matches the count."""
+    att = _attempt(
+        0, ["When was it opened?", "When was the treaty signed?", "When opened?"], "1798", True
+    )
+    att["trace"][2]["new"] = False
+    att["n_searches"] = 2
+    text = showcase_lines(showcase(_write(tmp_path, [_round("s0", 0, "accepted", [att], PAIR)])))
+    assert "solved in 2 searches:" in text
+    assert "    2. When was the treaty signed?\n" in text
+    assert text.endswith("3. When opened?  (repeat: retrieved nothing new, not counted)")
+
+
 def test_no_accepted_item_shows_the_best_candidate_and_why(tmp_path):
     easy = _attempt(0, ["population of Halden Mor?"], "702,000", True)
     wrong = _attempt(0, ["Halden Mor?"], "Brennick", False)
