@@ -110,15 +110,28 @@ def names_subject(question: str, title: str) -> bool:
     return not words or len(words & set(normalize(question).split())) * 2 >= len(words)
 
 
+def _holders(answer: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The searched notes that give an answer the seed note (P1) does not."""
+    if not notes or contains_answer(notes[0]["text"], answer):
+        return []
+    return [n for n in notes[1:] if contains_answer(n["text"], answer)]
+
+
+def holder_words(answer: str, notes: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The title words of the notes that give the answer and not of the seed's: what a
+    bridge question must leave for the search to find."""
+    seed = _subject_words(notes[0]["title"]) if notes else set()
+    words = {w for n in _holders(answer, notes) for w in _subject_words(n["title"])}
+    return tuple(sorted(words - seed))
+
+
 def asks_past_seed(question: str, answer: str, notes: list[dict[str, Any]]) -> str | None:
     """Why a question skips its seed (the small profile's bridge rule), or None. When the
     answer is not in the seed document (P1) but in a note found by search, the question
     must ask about the seed's subject (name at least half of its title's words) and must
     not name that note's subject (all of its title's words): else one search of the named
     subject answers it, and the seed's link is never followed."""
-    if not notes or contains_answer(notes[0]["text"], answer):
-        return None
-    holders = [n for n in notes[1:] if contains_answer(n["text"], answer)]
+    holders = _holders(answer, notes)
     if not holders:
         return None
     asked = set(normalize(question).split())

@@ -4,6 +4,8 @@ are the demo's one-hop questions of issue #25 (docs/BENCHMARKS.md, "The CPU demo
 
 from __future__ import annotations
 
+import re
+
 import dspy
 import pytest
 
@@ -11,7 +13,8 @@ from modules.config import profile_config
 from modules.index.passages import Passage
 from modules.programs.adapter import json_adapter
 from modules.programs.generator import Generator
-from modules.programs.rules import asks_past_seed
+from modules.programs.question_pattern import question_pattern
+from modules.programs.rules import asks_past_seed, holder_words
 from tests.helpers import OverlapRetriever, ScriptedLM
 
 SEED_TEXT = (
@@ -149,6 +152,17 @@ def test_the_retry_after_the_rule_must_name_the_seed_subject():
     _res, configs = _write(bridge_rule=True)
     assert _pattern(configs[0]) is None  # the first write is free
     assert "Tollins Reach Corn Exchange" in _pattern(configs[1])
+    # and it cannot write the treaty's title words, in any case (this session's bench,
+    # seeds 1 and 2: "In what year was the treaty of vaunt signed Tollins Reach Corn ...")
+    free = "In what year was the treaty of vaunt signed Tollins Reach Corn Exchange opened?"
+    assert re.fullmatch(_pattern(configs[1]), "When was the Tollins Reach Corn Exchange opened?")
+    assert not re.fullmatch(_pattern(configs[1]), free)
+
+
+def test_the_words_to_avoid_are_the_answer_notes_titles():
+    assert holder_words("1798", NOTES) == ("treaty", "vaunt")  # "of" links, P3 lacks 1798
+    assert holder_words("702,000", NOTES) == ("halden", "mor")
+    assert holder_words("Halden Mor", NOTES) == ()  # the seed gives it: no bridge
 
 
 def test_a_generator_retry_after_any_rule_names_the_seed_subject():
@@ -172,13 +186,19 @@ def test_the_named_question_schema_and_its_validation():
 
     assert named_question(WriteQA, "") == {}
     mercury = named_question(WriteQA, subject_name("Mercury (planet)"))
-    assert _pattern(mercury) == '^([A-Z][a-z]*( [a-z]+){0,8} )?Mercury[^?"\\\\]{0,40}\\?$'
-    fmt = named_question(WriteQA, "Tollins Reach Corn Exchange")["response_format"]
+    assert _pattern(mercury) == question_pattern("Mercury")
+    assert _pattern(mercury).startswith(
+        "^((In|On|At|By|"
+    ) and "Mercury('s)?(,? [a-z]+)" in _pattern(mercury)
+    fmt = named_question(WriteQA, "Tollins Reach Corn Exchange", ("treaty", "vaunt"))[
+        "response_format"
+    ]
     check = TypeAdapter(fmt.model_fields["question"].annotation)
     for good in (
         TWO_HOP["question"],
         "Tollins Reach Corn Exchange opened in which year?",
-        "How many people live in the town of Tollins Reach Corn Exchange's square?",
+        "How many people work in the Tollins Reach Corn Exchange's square?",
+        "When was the Tollins Reach Corn Exchange opened, in the war year?",
     ):
         assert check.validate_python(good) == good
     for bad in (
@@ -190,6 +210,14 @@ def test_the_named_question_schema_and_its_validation():
         # this session's bench (seeds 0-2, and the reviser of seed 2): another name first
         "In what year did the Treatyof Tollins Reach Corn Exchange open?",
         "When was the Treaty of Vaunt, Tollins Reach Corn Exchange's opening year, signed?",
+        # the next bench (seeds 1 and 2): the holder's title written in lower case
+        "In what year was the treaty of vaunt signed Tollins Reach Corn Exchange opened?",
+        "In which year was the treaty of vaunt signed Tollins Reach Corn Exchange and leave "
+        "Treaty of Vaunt for the searh?",
+        "When was the Tollins Reach Corn Exchange opened, the year the treaty was signed?",
+        # seed 4 of that bench: another subject stuffed in before the name
+        "In which year was the first professional football club based Tollins Reach Corn "
+        "Exchange founded?",
     ):
         with pytest.raises(ValidationError):
             check.validate_python(bad)
