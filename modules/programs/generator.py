@@ -17,7 +17,7 @@ from modules.programs.adapter import json_adapter
 from modules.programs.agent import passage_record
 from modules.programs.context import Shown, clip, fit_items, full_length
 from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.programs.question_pattern import question_pattern
+from modules.programs.question_pattern import FUNCTION_WORDS, question_pattern, question_words
 from modules.programs.rules import asks_past_seed, check_candidate, holder_words, names_subject
 from modules.programs.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 
@@ -59,7 +59,7 @@ class Draft:
     feedback: str = "none"
     rollout_id: int | None = None
     must_name: str = ""  # a name the next written question must hold (``named_question``)
-    must_avoid: tuple[str, ...] = ()  # and words it must not (the answer's notes' titles)
+    must_words: tuple[str, ...] = ()  # and the only other words it may use
     notes: list[dict[str, Any]] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     meter: Meter = field(default_factory=Meter)
@@ -171,8 +171,8 @@ def subject_name(title: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _naming(signature: Any, name: str, avoid: tuple[str, ...]) -> Any:
-    pattern = question_pattern(name, avoid)
+def _naming(signature: Any, name: str, words: tuple[str, ...]) -> Any:
+    pattern = question_pattern(name, words or FUNCTION_WORDS)
 
     class NamedQuestion(str):
         @classmethod
@@ -183,13 +183,13 @@ def _naming(signature: Any, name: str, avoid: tuple[str, ...]) -> Any:
     return _get_structured_outputs_response_format(named)
 
 
-def named_question(signature: Any, name: str, avoid: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The LM config that makes ``signature``'s written ``question`` name ``name`` and no
-    lower-case word of ``avoid`` (``question_pattern``): its response format with a
-    JSON-schema pattern on the question, which llama.cpp's grammar enforces, while the
-    prompt stays the signature's (the cached prefix is reused). The small profile's retry
-    after the bridge rule (``asks_past_seed``); no name: nothing."""
-    return {"response_format": _naming(signature, name, tuple(avoid))} if name else {}
+def named_question(signature: Any, name: str, words: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The LM config that makes ``signature``'s written ``question`` name ``name`` in
+    ``words`` otherwise (``question_pattern``; none: the function words): its response
+    format with a JSON-schema pattern on the question, which llama.cpp's grammar enforces,
+    while the prompt stays the signature's (the cached prefix is reused). The small
+    profile's retry after the bridge rule (``asks_past_seed``); no name: nothing."""
+    return {"response_format": _naming(signature, name, tuple(words))} if name else {}
 
 
 class Generator(dspy.Module):
@@ -344,7 +344,7 @@ class Generator(dspy.Module):
                 self.lm,
                 self.adapter,
                 sample_config(draft.rid(900 + retry), None, retry)
-                | named_question(self.write.signature, draft.must_name, draft.must_avoid),
+                | named_question(self.write.signature, draft.must_name, draft.must_words),
                 document=clip(draft.document, self.doc_chars),
                 target_steps=target_text(draft.target_steps),
                 answer_type=draft.answer_type,
@@ -391,7 +391,8 @@ def write_checked(
         title = draft.notes[0]["title"]
         if bridge or (error and name_after_any_rule and not names_subject(cand.question, title)):
             draft.must_name = subject_name(title)  # the retry's question must name it
-            draft.must_avoid = holder_words(cand.answer, draft.notes)  # and not the holder
+            avoid = holder_words(cand.answer, draft.notes)  # not the answer's note's title
+            draft.must_words = question_words(draft.notes[0]["text"], avoid)
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

@@ -167,7 +167,7 @@ class Reviser(dspy.Module):
                 self.lm,
                 self.adapter,
                 self._sampling(rollout_id, retry)
-                | named_question(self.revise.signature, draft.must_name, draft.must_avoid),
+                | named_question(self.revise.signature, draft.must_name, draft.must_words),
                 document=clip(document, self.generator.doc_chars),
                 target_steps=target_text(target_steps),
                 answer_type=draft.answer_type,

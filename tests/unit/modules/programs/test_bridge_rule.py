@@ -13,7 +13,7 @@ from modules.config import profile_config
 from modules.index.passages import Passage
 from modules.programs.adapter import json_adapter
 from modules.programs.generator import Generator
-from modules.programs.question_pattern import question_pattern
+from modules.programs.question_pattern import question_pattern, question_words
 from modules.programs.rules import asks_past_seed, holder_words
 from tests.helpers import OverlapRetriever, ScriptedLM
 
@@ -159,6 +159,13 @@ def test_the_retry_after_the_rule_must_name_the_seed_subject():
     assert not re.fullmatch(_pattern(configs[1]), free)
 
 
+def test_the_retry_may_use_the_seeds_lower_case_words_and_no_name():
+    words = set(question_words(SEED_TEXT, ("treaty",)))
+    assert {"opened", "covered", "market", "hall", "signed", "what", "year"} <= words
+    assert not words & {"tollins", "halden", "mor", "vaunt", "treaty"}  # names, the holder
+    assert "treaty" in question_words("the treaty was signed") and "treaty" not in words
+
+
 def test_the_words_to_avoid_are_the_answer_notes_titles():
     assert holder_words("1798", NOTES) == ("treaty", "vaunt")  # "of" links, P3 lacks 1798
     assert holder_words("702,000", NOTES) == ("halden", "mor")
@@ -187,18 +194,17 @@ def test_the_named_question_schema_and_its_validation():
     assert named_question(WriteQA, "") == {}
     mercury = named_question(WriteQA, subject_name("Mercury (planet)"))
     assert _pattern(mercury) == question_pattern("Mercury")
-    assert _pattern(mercury).startswith(
-        "^((In|On|At|By|"
-    ) and "Mercury('s)?(,? [a-z]+)" in _pattern(mercury)
-    fmt = named_question(WriteQA, "Tollins Reach Corn Exchange", ("treaty", "vaunt"))[
-        "response_format"
-    ]
+    assert _pattern(mercury).startswith("^((In|On|At|By|") and "Mercury('s)?(,? (" in _pattern(
+        mercury
+    )
+    words = question_words(SEED_TEXT, ("treaty", "vaunt"))
+    fmt = named_question(WriteQA, "Tollins Reach Corn Exchange", words)["response_format"]
     check = TypeAdapter(fmt.model_fields["question"].annotation)
     for good in (
         TWO_HOP["question"],
         "Tollins Reach Corn Exchange opened in which year?",
-        "How many people work in the Tollins Reach Corn Exchange's square?",
-        "When was the Tollins Reach Corn Exchange opened, in the war year?",
+        "Which city is the Tollins Reach Corn Exchange's market hall in?",
+        "When was the Tollins Reach Corn Exchange opened, and by whom?",
     ):
         assert check.validate_python(good) == good
     for bad in (
@@ -215,7 +221,10 @@ def test_the_named_question_schema_and_its_validation():
         "In which year was the treaty of vaunt signed Tollins Reach Corn Exchange and leave "
         "Treaty of Vaunt for the searh?",
         "When was the Tollins Reach Corn Exchange opened, the year the treaty was signed?",
-        # seed 4 of that bench: another subject stuffed in before the name
+        # the bench at 8069073, seeds 1 and 2: the holder's title glued into new words
+        "When was the treatyof vauntsigned and Tollins Reach Corn Exchange opened?",
+        "In what year was the treatyofvauntsignedinvauntharbourbyon Tollins Reach Corn Exchange?",
+        # seed 4 of the bench at 87bf91b: another subject stuffed in before the name
         "In which year was the first professional football club based Tollins Reach Corn "
         "Exchange founded?",
     ):
