@@ -83,7 +83,7 @@ def showcase_lines(item: dict[str, Any] | None) -> str:
         lines.append(f"  an attempt searched (and answered {item['agent_answer']!r}):")
     counted = item.get("counted") or [True] * len(item["queries"])
     lines += [
-        f"    {i}. {q}" + ("" if new else "  (repeat: retrieved nothing new, not counted)")
+        f"    {i}. {q}" + ("" if new else "  (a repeat: not counted)")
         for i, (q, new) in enumerate(zip(item["queries"], counted, strict=True), start=1)
     ]
     return "\n".join(lines)

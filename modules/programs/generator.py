@@ -17,7 +17,7 @@ from modules.programs.adapter import json_adapter
 from modules.programs.agent import passage_record
 from modules.programs.context import Shown, clip, fit_items, full_length
 from modules.programs.predict import Meter, predict_twice, safe_predict, sample_config
-from modules.programs.question_pattern import FUNCTION_WORDS, question_pattern, question_words
+from modules.programs.question_pattern import question_pattern, question_words
 from modules.programs.rules import asks_past_seed, check_candidate, holder_words, names_subject
 from modules.programs.signatures import ANSWER_SOURCES, NO_TARGET, ResearchStep, WriteQA
 
@@ -172,7 +172,7 @@ def subject_name(title: str) -> str:
 
 @lru_cache(maxsize=256)
 def _naming(signature: Any, name: str, words: tuple[str, ...]) -> Any:
-    pattern = question_pattern(name, words or FUNCTION_WORDS)
+    pattern = question_pattern(name, words)
 
     class NamedQuestion(str):
         @classmethod
@@ -361,6 +361,7 @@ class Generator(dspy.Module):
             lambda pred: {"type": "written", "reasoning": pred.reasoning},
             self.bridge_rule,
             name_after_any_rule=self.bridge_rule,  # a revision may hide the name on purpose
+            doc_chars=self.doc_chars,
         )
 
 
@@ -370,12 +371,14 @@ def write_checked(
     describe: Callable[[Any], dict[str, Any]],
     bridge_rule: bool = False,
     name_after_any_rule: bool = False,
+    doc_chars: int | None = None,
 ) -> GenResult:
     """Ask for a pair up to twice; a parse failure or a broken rule (fed back as the hint of
     the second try) is recorded in the trace. With ``bridge_rule``, ``asks_past_seed`` is a
     rule too, and a retry after it (after any rule, with ``name_after_any_rule``, when the
-    broken question did not name the seed's subject) must name the seed's subject. No valid
-    pair gives a GenResult without one."""
+    broken question did not name the seed's subject) must name the seed's subject, its other
+    words from ``question_words`` of the document as shown (``doc_chars``) minus the answer
+    note's title words. No valid pair gives a GenResult without one."""
 
     def call(retry: int, hint: str) -> tuple[Any, str | None]:
         pred, err = predict(retry, hint)
@@ -392,7 +395,8 @@ def write_checked(
         if bridge or (error and name_after_any_rule and not names_subject(cand.question, title)):
             draft.must_name = subject_name(title)  # the retry's question must name it
             avoid = holder_words(cand.answer, draft.notes)  # not the answer's note's title
-            draft.must_words = question_words(draft.notes[0]["text"], avoid)
+            shown = clip(draft.document, doc_chars)  # the words of the document it was shown
+            draft.must_words = question_words(shown, avoid)
         draft.trace.append({**describe(pred), **cand.to_dict(), "rule_violation": error})
         return error
 

@@ -192,4 +192,5 @@ class Reviser(dspy.Module):
             draft,
             lambda pred: {"type": "revised", "failure": failure, "analysis": pred.analysis},
             self.generator.bridge_rule,
+            doc_chars=self.generator.doc_chars,
         )

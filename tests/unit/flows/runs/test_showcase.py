@@ -51,7 +51,7 @@ def test_a_repeated_search_is_shown_as_not_counted(tmp_path):
     text = showcase_lines(showcase(_write(tmp_path, [_round("s0", 0, "accepted", [att], PAIR)])))
     assert "solved in 2 searches:" in text
     assert "    2. When was the treaty signed?\n" in text
-    assert text.endswith("3. When opened?  (repeat: retrieved nothing new, not counted)")
+    assert text.endswith("3. When opened?  (a repeat: not counted)")
 
 
 def test_no_accepted_item_shows_the_best_candidate_and_why(tmp_path):
