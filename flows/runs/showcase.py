@@ -81,9 +81,8 @@ def showcase_lines(item: dict[str, Any] | None) -> str:
         lines.append(f"  S={item['target_steps']}, solved in {item['searches']} searches:")
     elif item["queries"]:
         lines.append(f"  an attempt searched (and answered {item['agent_answer']!r}):")
-    counted = item.get("counted") or [True] * len(item["queries"])
     lines += [
         f"    {i}. {q}" + ("" if new else "  (a repeat: not counted)")
-        for i, (q, new) in enumerate(zip(item["queries"], counted, strict=True), start=1)
+        for i, (q, new) in enumerate(zip(item["queries"], item["counted"], strict=True), start=1)
     ]
     return "\n".join(lines)
