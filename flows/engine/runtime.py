@@ -3,6 +3,7 @@ and judge), the LM cache, and a collection's documents."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+from diskcache import FanoutCache
+from dspy.clients import DISK_CACHE_LIMIT
 
 from flows.data import BUNDLED_PROGRAM
 from modules.config import LM_ROLES as ROLES
@@ -35,19 +38,42 @@ def role_lm(settings: Settings, role: str, in_flight: int = 1) -> dspy.LM:
 # grows all night (only the judge caches: one entry per distinct verdict asked); the disk
 # cache still holds them all
 MEMORY_CACHE_ENTRIES = 4096
+# DSPy's disk tier is a 16-shard diskcache.FanoutCache, and diskcache opens one SQLite
+# connection per thread per shard, each with a 32 MB page cache and a 64 MB map of its
+# file: the seeds' threads opened them one by one all night (RSS grew ~8 KB per LM call;
+# 32 threads reading a 6 MB cache held 273 MB, 128 threads 1,086 MB). One shard and small
+# per-connection caches (the OS keeps the file's pages) hold 18 and 72 MB (docs/BENCHMARKS.md).
+DISK_SHARDS = 1
+SQLITE_CACHE_PAGES = 32  # per connection (4 KB pages)
+
+
+@functools.cache
+def _disk_tier(path: Path) -> FanoutCache:
+    """The LM cache's disk tier at ``path``: one per process (each thread's connection is
+    kept by the object, so a second object would open them all again)."""
+    return FanoutCache(
+        str(path),
+        shards=DISK_SHARDS,
+        timeout=10,
+        size_limit=DISK_CACHE_LIMIT,
+        sqlite_cache_size=SQLITE_CACHE_PAGES,
+        sqlite_mmap_size=0,
+    )
 
 
 def configure_lm_cache(settings: Settings) -> Path:
-    """DSPy's disk cache under the data dir, so re-runs of identical calls are free, with
-    a bounded in-memory tier (``MEMORY_CACHE_ENTRIES``)."""
+    """DSPy's LM cache: its bounded in-memory tier (``MEMORY_CACHE_ENTRIES``) in front of a
+    disk tier under the data dir, so re-runs of identical calls are free, whose memory is
+    bounded by the threads, not by the calls made (``DISK_SHARDS``)."""
     cache_dir = Path(settings.data_dir) / "lm_cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     dspy.configure_cache(
-        enable_disk_cache=True,
+        enable_disk_cache=False,
         enable_memory_cache=True,
-        disk_cache_dir=str(cache_dir),
         memory_max_entries=MEMORY_CACHE_ENTRIES,
     )
+    dspy.cache.disk_cache = _disk_tier(cache_dir.resolve())
+    dspy.cache.enable_disk_cache = True
     return cache_dir
 
 
