@@ -29,7 +29,8 @@ checkpoints) in a subprocess on the demo corpus, and records:
   and warm caches excluded) up to the last call (the run's dataset and reports excluded;
   ``rss_growth_kb_per_call_with_tail`` includes them; ``rss_samples``: the samples): what a
   longer run adds per call; ``rss_growth_kb_per_call_sage_process`` and
-  ``rss_samples_sage_process``: the same for the sage process alone (not its Prefect API).
+  ``rss_samples_sage_process``: the same for the sage process alone (not its Prefect API);
+  ``..._second_half``: both fitted after half of the calls, when the bounded caches are full.
 
 Rows go to ``bench/results/served_throughput.json``.
 """
@@ -87,14 +88,14 @@ def _sample_rss(
 
 
 def _growth_kb_per_call(
-    samples: list[tuple[int, float]], calls: int, tail: bool = False
+    samples: list[tuple[int, float]], calls: int, tail: bool = False, start: float = 0.2
 ) -> float | None:
-    """Least-squares slope of MB over calls (KB per call), after 20 % of the calls and,
+    """Least-squares slope of MB over calls (KB per call), after ``start`` of the calls and,
     unless ``tail``, before the last call was served: after it the run writes its dataset,
     reports and plots (pyarrow, matplotlib: tens of MB) while the call count stands still,
     which a fit over calls would read as growth per call."""
     last = next((i for i, (c, _) in enumerate(samples) if c >= calls), len(samples))
-    pts = [(c, m) for c, m in (samples if tail else samples[: last + 1]) if c >= 0.2 * calls]
+    pts = [(c, m) for c, m in (samples if tail else samples[: last + 1]) if c >= start * calls]
     if len(pts) < 5 or pts[-1][0] == pts[0][0]:
         return None
     mc = sum(c for c, _ in pts) / len(pts)
@@ -112,6 +113,12 @@ def _memory(samples: list[tuple[int, float]], own: list[tuple[int, float]], call
         "rss_samples": samples[:: max(1, len(samples) // 200)],  # (calls served, MB)
         "rss_growth_kb_per_call_sage_process": _growth_kb_per_call(own, calls),
         "rss_samples_sage_process": own[:: max(1, len(own) // 200)],
+        # the second half only: the bounded caches (queries, LM responses, SQLite
+        # connections per thread) fill early in a run; what still grows here grows all night
+        "rss_growth_kb_per_call_second_half": _growth_kb_per_call(samples, calls, start=0.5),
+        "rss_growth_kb_per_call_sage_process_second_half": _growth_kb_per_call(
+            own, calls, start=0.5
+        ),
     }
 
 
