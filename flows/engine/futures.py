@@ -15,12 +15,31 @@ from typing import Any
 
 
 def result(fut: Any, poll: float = 0.5) -> Any:
-    """``fut.result()``, interruptible by signals."""
+    """``fut.result()``, interruptible by signals, and taken: the flow consumes it here and
+    passes it to no other task, so Prefect's link from it to its task's state is dropped
+    (``forget``)."""
     wrapped = getattr(fut, "wrapped_future", None)
     if hasattr(wrapped, "done"):  # a thread's or a Dask future
         while not wrapped.done():
             fut.wait(timeout=poll)
-    return fut.result()
+    value = fut.result()
+    forget(value)
+    return value
+
+
+def forget(value: Any) -> None:
+    """Drop the flow run's links from ``value`` and its items to the task state that made
+    them (``FlowRunContext.run_results``, which Prefect keeps so that a result passed to
+    another task names its upstream run): a seed task's list of rounds left ~4 KB there per
+    seed for the whole flow run, ~0.4 KB per LM call of a night (docs/BENCHMARKS.md)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None:
+        return
+    items = value.values() if isinstance(value, dict) else value
+    for obj in [value, *(items if isinstance(value, list | tuple | set | dict) else [])]:
+        ctx.run_results.pop(id(obj), None)
 
 
 def first_done(futs: list[Any], poll: float = 0.5) -> Any:
