@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/sage: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --no-compile -e '.[dev]'  # .pyc on first import: 33 s, not 54
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(BIN)/sage
 
 install: $(BIN)/sage
