@@ -47,9 +47,10 @@ def llm_models_dir(models_dir) -> Path:
     return MODELS_DIR
 
 
-# The two longest tests (the local LLM's: ~460 and ~270 s of a ~900 s run) start first, one
-# per worker (longest first): a worker that drew one late ran it alone for the run's last
-# minutes while the other core sat idle (47-76 % busy over the last 4 min)
+# The two longest tests (the local LLM's: ~460 and ~270 s of a ~900 s run) lead the
+# collection, so worksteal's first share (a contiguous half) starts with them, back to back,
+# and the other worker, then both, take the rest: a worker that drew one late ran it alone
+# for the run's last minutes while the other core sat idle (47-76 % busy over the last 4 min)
 LONGEST_FIRST = (
     "test_local_model_on_ten_hotpotqa_questions_over_a_real_index",
     "test_tiny_generation_with_the_local_model_writes_every_artifact",

@@ -37,8 +37,11 @@ def forget(value: Any) -> None:
     ctx = FlowRunContext.get()
     if ctx is None:
         return
-    items = value.values() if isinstance(value, dict) else value
-    for obj in [value, *(items if isinstance(value, list | tuple | set | dict) else [])]:
+    if isinstance(value, dict):
+        items = list(value.values())
+    else:
+        items = list(value) if isinstance(value, list | tuple | set) else []
+    for obj in (value, *items):  # Prefect links a result and its items (depth 1)
         ctx.run_results.pop(id(obj), None)
 
 
